@@ -1,0 +1,75 @@
+# hypolab — the commands a researcher types. Each target is a thin wrapper; the logic
+# lives in `hypolab` (services/) and compose.yaml.
+#
+#   make up      start vllm (GPU 0) + coordinator, or the embedded default without GPUs
+#   make test    install everything the tests need and run them (what CI runs)
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+HYPOLAB := $(VENV)/bin/hypolab
+PYTEST := $(VENV)/bin/pytest
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+
+# The stack and its vLLM version decide the GPU images' base (docker/stacks/<STACK>.txt).
+STACK ?= $(or $(shell sed -n 's/^STACK=//p' .env 2>/dev/null | tail -n1),legacy)
+VLLM_VERSION := $(shell sed -n 's/^vllm==\([^ #]*\).*/\1/p' docker/stacks/$(STACK).txt 2>/dev/null)
+GPU_BASE_IMAGE ?= vllm/vllm-openai:v$(VLLM_VERSION)
+COORDINATOR_BASE_IMAGE ?= $(or $(shell sed -n 's/^COORDINATOR_BASE_IMAGE=//p' .env 2>/dev/null | tail -n1),python:3.11-slim-bookworm)
+LOCAL_BASE_IMAGE ?= hypolab/base:bookworm
+# A CA bundle for builds behind a TLS-inspecting proxy (copied into docker/certs/).
+CA_BUNDLE ?=
+export STACK GPU_BASE_IMAGE COORDINATOR_BASE_IMAGE
+
+.PHONY: help install up down logs status preflight images images-coordinator base-image test clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-20s %s\n", $$1, $$2}'
+
+$(HYPOLAB): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e ".[dev]"
+	@touch $@
+
+install: $(HYPOLAB) ## create .venv with hypolab and its dev tools
+
+up: $(HYPOLAB) ## preflight, then start vllm + coordinator (or the embedded default) and wait until healthy
+	$(HYPOLAB) up
+
+down: ## stop and remove the stack's containers (volumes are kept)
+	$(COMPOSE) --profile train down
+
+logs: ## follow the stack's logs
+	$(COMPOSE) --profile train logs -f --tail 200
+
+status: $(HYPOLAB) ## containers and coordinator health
+	$(COMPOSE) --profile train ps
+	-$(HYPOLAB) health --url http://127.0.0.1:$(or $(shell sed -n 's/^COORDINATOR_PORT=//p' .env 2>/dev/null | tail -n1),8080)
+
+preflight: $(HYPOLAB) ## say what `make up` would start here, and check .env
+	$(HYPOLAB) preflight
+
+ca-certs:
+	@if [ -n "$(CA_BUNDLE)" ]; then cp "$(CA_BUNDLE)" docker/certs/extra-ca.crt; echo "using CA bundle $(CA_BUNDLE)"; fi
+
+images-coordinator: ca-certs ## build the coordinator image (BASE_IMAGE: COORDINATOR_BASE_IMAGE)
+	docker build --network host -f docker/coordinator.Dockerfile \
+	  --build-arg BASE_IMAGE=$(COORDINATOR_BASE_IMAGE) -t hypolab/coordinator:latest .
+
+images: images-coordinator ## build all three images for STACK (GPU images FROM vllm/vllm-openai:v<pin>)
+	docker build --network host -f docker/vllm.Dockerfile --build-arg BASE_IMAGE=$(GPU_BASE_IMAGE) \
+	  --build-arg STACK=$(STACK) -t hypolab/vllm:$(STACK) .
+	docker build --network host -f docker/trainer.Dockerfile --build-arg BASE_IMAGE=$(GPU_BASE_IMAGE) \
+	  --build-arg STACK=$(STACK) -t hypolab/trainer:$(STACK) .
+
+base-image: ## build hypolab/base:bookworm from Debian's packages (no image registry needed)
+	bash docker/base-image.sh $(LOCAL_BASE_IMAGE)
+
+test: $(HYPOLAB) ## run the whole test suite (integration tests need Docker; CI provides it)
+	$(PYTEST) -ra
+
+clean: ## remove the venv and caches (not the Docker volumes)
+	rm -rf $(VENV) .pytest_cache *.egg-info

@@ -1,0 +1,1 @@
+"""The coordinator: sequences hypotheses and experiments and serves their status over HTTP."""

@@ -1,0 +1,153 @@
+"""Load ExperimentSpecs from configs/experiments/*.yaml and resolve controlled variants.
+
+A spec file is either complete, or derived from a control:
+
+    spec: gsm8k            # the control, another file in the same folder
+    vary:                  # the only fields allowed to differ from it
+      env: math-python
+      env_args: {max_turns: 5}
+
+`vary` merges into the control's raw YAML: nested sections (`training`, `vllm`,
+`training.lora`) merge key by key, every other value (including `env_args`) is replaced
+whole. The result is validated as an ExperimentSpec like any complete file, and the
+diff to the control is computed from the two *resolved* configs, so defaults count.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from .contracts import ExperimentSpec, FieldDiff, StrictModel
+
+#: configs/ at the root of a checkout (services/ sits beside it).
+CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"
+EXPERIMENTS_DIR = CONFIGS_DIR / "experiments"
+
+_DERIVED_KEYS = {"spec", "vary", "name", "description"}
+
+
+class SpecError(ValueError):
+    """A spec that cannot be used; names the file, the field and the reason."""
+
+    def __init__(self, file: Path | str, field: str, reason: str):
+        self.file, self.field, self.reason = str(file), field, reason
+        super().__init__(f"{file}: {field}: {reason}")
+
+
+class ResolvedExperiment(StrictModel):
+    """An experiment's full config, and how it differs from its control (if any)."""
+
+    spec: ExperimentSpec
+    file: str
+    control: str | None = None
+    vary: dict[str, Any] = {}
+    diff: list[FieldDiff] = []
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Parse one YAML mapping, turning every failure into a SpecError."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise SpecError(path, "-", "file not found") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else "-"
+        raise SpecError(path, where, f"malformed YAML: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(data, dict):
+        raise SpecError(path, "-", "expected a mapping at the top level")
+    return data
+
+
+def merge(model: type[BaseModel], base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """Apply `changes` onto `base`, descending only into fields that are sub-models."""
+    out = dict(base)
+    for key, value in changes.items():
+        field = model.model_fields.get(key)
+        sub = _submodel(field.annotation) if field is not None else None
+        if sub is not None and isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(sub, out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _submodel(annotation: Any) -> type[BaseModel] | None:
+    candidates = getattr(annotation, "__args__", None) or (annotation,)
+    for cand in candidates:
+        if isinstance(cand, type) and issubclass(cand, BaseModel):
+            return cand
+    return None
+
+
+def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    """`{"training": {"lr": 1}}` -> `{"training.lr": 1}`; `env_args` stays one value."""
+    if isinstance(data, dict) and prefix != "env_args":
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            out.update(flatten(value, path))
+        return out
+    return {prefix: data}
+
+
+def diff_configs(control: ExperimentSpec, treatment: ExperimentSpec) -> list[FieldDiff]:
+    """Every field (dotted path) whose resolved value differs, names excluded."""
+    ignore = {"name", "description"}
+    a, b = flatten(control.model_dump(mode="json")), flatten(treatment.model_dump(mode="json"))
+    return [
+        FieldDiff(path=p, control=a.get(p), treatment=b.get(p))
+        for p in sorted(set(a) | set(b))
+        if p not in ignore and a.get(p) != b.get(p)
+    ]
+
+
+def _validate(path: Path, data: dict[str, Any]) -> ExperimentSpec:
+    try:
+        return ExperimentSpec.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "-"
+        raise SpecError(path, field, err["msg"]) from None
+
+
+def _raw_resolved(path: Path, seen: tuple[str, ...]) -> tuple[dict[str, Any], str | None, dict]:
+    data = read_yaml(path)
+    data.setdefault("name", path.stem)
+    if "spec" not in data:
+        return data, None, {}
+    extra = set(data) - _DERIVED_KEYS
+    if extra:
+        raise SpecError(path, sorted(extra)[0], "a derived spec may only set spec, vary, name, description")
+    control = str(data["spec"])
+    if control in seen:
+        raise SpecError(path, "spec", f"cycle: {' -> '.join((*seen, control))}")
+    control_path = path.parent / f"{control}.yaml"
+    if not control_path.exists():
+        raise SpecError(path, "spec", f"control spec {control!r} not found ({control_path})")
+    vary = data.get("vary") or {}
+    if not isinstance(vary, dict):
+        raise SpecError(path, "vary", "expected a mapping of fields to change")
+    base, _, _ = _raw_resolved(control_path, (*seen, control))
+    merged = merge(ExperimentSpec, base, vary)
+    merged["name"] = data["name"]
+    merged["description"] = data.get("description", "")
+    return merged, control, vary
+
+
+def load_experiment(name_or_path: str | Path, directory: Path = EXPERIMENTS_DIR) -> ResolvedExperiment:
+    """Load and resolve one experiment by name (`gsm8k`) or by file path."""
+    path = Path(name_or_path)
+    if path.suffix not in (".yaml", ".yml"):
+        path = directory / f"{name_or_path}.yaml"
+    raw, control, vary = _raw_resolved(path, (path.stem,))
+    spec = _validate(path, raw)
+    result = ResolvedExperiment(spec=spec, file=str(path), control=control, vary=vary)
+    if control is not None:
+        control_spec = load_experiment(path.parent / f"{control}.yaml").spec
+        result.diff = diff_configs(control_spec, spec)
+    return result
