@@ -13,17 +13,22 @@ HYPOLAB := $(VENV)/bin/hypolab
 PYTEST := $(VENV)/bin/pytest
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
+# Settings file (as `hypolab` reads it): $HYPOLAB_ENV_FILE or .env. hypolab and Compose
+# read it themselves; make only needs it to pick the images' base for `make images`.
+ENV_FILE := $(or $(HYPOLAB_ENV_FILE),.env)
+setting = $(shell sed -n 's/^$(1)=//p' $(ENV_FILE) 2>/dev/null | tail -n1)
+
 # The stack and its vLLM version decide the GPU images' base (docker/stacks/<STACK>.txt).
-STACK ?= $(or $(shell sed -n 's/^STACK=//p' .env 2>/dev/null | tail -n1),legacy)
+STACK ?= $(or $(call setting,STACK),legacy)
 VLLM_VERSION := $(shell sed -n 's/^vllm==\([^ #]*\).*/\1/p' docker/stacks/$(STACK).txt 2>/dev/null)
 GPU_BASE_IMAGE ?= vllm/vllm-openai:v$(VLLM_VERSION)
-COORDINATOR_BASE_IMAGE ?= $(or $(shell sed -n 's/^COORDINATOR_BASE_IMAGE=//p' .env 2>/dev/null | tail -n1),python:3.11-slim-bookworm)
+COORDINATOR_BASE_IMAGE ?= $(or $(call setting,COORDINATOR_BASE_IMAGE),python:3.11-slim-bookworm)
 LOCAL_BASE_IMAGE ?= hypolab/base:bookworm
-# A CA bundle for builds behind a TLS-inspecting proxy (copied into docker/certs/).
-CA_BUNDLE ?=
-export STACK GPU_BASE_IMAGE COORDINATOR_BASE_IMAGE
+# A CA bundle for image builds behind a TLS-inspecting proxy (copied into docker/certs/).
+# Defaults to the one pip on this host is told to trust, if any.
+CA_BUNDLE ?= $(PIP_CERT)
 
-.PHONY: help install up down logs status preflight images images-coordinator base-image test clean
+.PHONY: help install ca-certs up down logs status preflight images images-coordinator base-image test clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-20s %s\n", $$1, $$2}'
@@ -36,7 +41,7 @@ $(HYPOLAB): pyproject.toml
 
 install: $(HYPOLAB) ## create .venv with hypolab and its dev tools
 
-up: $(HYPOLAB) ## preflight, then start vllm + coordinator (or the embedded default) and wait until healthy
+up: $(HYPOLAB) ca-certs ## preflight, then start vllm + coordinator (or the embedded default) and wait until healthy
 	$(HYPOLAB) up
 
 down: ## stop and remove the stack's containers (volumes are kept)
@@ -47,13 +52,15 @@ logs: ## follow the stack's logs
 
 status: $(HYPOLAB) ## containers and coordinator health
 	$(COMPOSE) --profile train ps
-	-$(HYPOLAB) health --url http://127.0.0.1:$(or $(shell sed -n 's/^COORDINATOR_PORT=//p' .env 2>/dev/null | tail -n1),8080)
+	-$(HYPOLAB) health --url http://127.0.0.1:$(or $(call setting,COORDINATOR_PORT),8080)
 
 preflight: $(HYPOLAB) ## say what `make up` would start here, and check .env
 	$(HYPOLAB) preflight
 
 ca-certs:
-	@if [ -n "$(CA_BUNDLE)" ]; then cp "$(CA_BUNDLE)" docker/certs/extra-ca.crt; echo "using CA bundle $(CA_BUNDLE)"; fi
+	@if [ -n "$(CA_BUNDLE)" ] && [ -f "$(CA_BUNDLE)" ]; then \
+	  cmp -s "$(CA_BUNDLE)" docker/certs/extra-ca.crt || cp "$(CA_BUNDLE)" docker/certs/extra-ca.crt; \
+	  echo "image builds trust the CA bundle $(CA_BUNDLE)"; fi
 
 images-coordinator: ca-certs ## build the coordinator image (BASE_IMAGE: COORDINATOR_BASE_IMAGE)
 	docker build --network host -f docker/coordinator.Dockerfile \
@@ -68,7 +75,7 @@ images: images-coordinator ## build all three images for STACK (GPU images FROM 
 base-image: ## build hypolab/base:bookworm from Debian's packages (no image registry needed)
 	bash docker/base-image.sh $(LOCAL_BASE_IMAGE)
 
-test: $(HYPOLAB) ## run the whole test suite (integration tests need Docker; CI provides it)
+test: $(HYPOLAB) ca-certs ## run the whole test suite (integration tests need Docker; CI provides it)
 	$(PYTEST) -ra
 
 clean: ## remove the venv and caches (not the Docker volumes)

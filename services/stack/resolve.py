@@ -43,6 +43,11 @@ class StackResolution(BaseModel):
     error: str = ""
 
 
+def canonical(name: str) -> str:
+    """PEP 503 name: `liger_kernel` and `Liger-Kernel` are both `liger-kernel`."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def read_stack(stack: str, stacks_dir: Path = STACKS_DIR) -> tuple[list[str], dict[str, str]]:
     """(requirement lines to resolve, {name: version} of the `# sdist` pins)."""
     reqs, sdists = [], {}
@@ -111,7 +116,7 @@ def resolve_stack(stack: str, extra: list[str] = (), python: str = IMAGE_PYTHON)
             if out.returncode == 0:
                 data = json.loads(report.read_text())
                 result.resolved = {
-                    i["metadata"]["name"].lower(): i["metadata"]["version"] for i in data["install"]
+                    canonical(i["metadata"]["name"]): i["metadata"]["version"] for i in data["install"]
                 }
                 result.ok = True
                 return result

@@ -114,10 +114,16 @@ class StackSettings(BaseModel):
         return stack_pins(self.STACK)["vllm"]
 
 
-def load_settings(env_file: Path | None = None, environ: Mapping[str, str] | None = None) -> StackSettings:
-    """`.env` overlaid by the process environment, validated; raises SettingError."""
-    env_file = env_file if env_file is not None else ROOT / ".env"
+def env_file_path(environ: Mapping[str, str] | None = None) -> Path:
+    """The settings file: `$HYPOLAB_ENV_FILE` when set, else `.env` at the checkout root."""
     environ = os.environ if environ is None else environ
+    return Path(environ.get("HYPOLAB_ENV_FILE") or ROOT / ".env")
+
+
+def load_settings(env_file: Path | None = None, environ: Mapping[str, str] | None = None) -> StackSettings:
+    """`.env` (or `$HYPOLAB_ENV_FILE`) overlaid by the environment; raises SettingError."""
+    environ = os.environ if environ is None else environ
+    env_file = env_file if env_file is not None else env_file_path(environ)
     values = parse_env_file(env_file)
     for name in StackSettings.model_fields:
         if name in environ:

@@ -14,9 +14,9 @@ import sys
 from rich.console import Console
 
 from .preflight import HostProbe, Plan, decide, probe_host
-from .settings import ROOT, SettingError, StackSettings, load_settings
+from .settings import ROOT, SettingError, StackSettings, env_file_path, load_settings
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # one message, one line: the terminal wraps it
 
 #: Seconds `--wait` allows: a 7B model's first start downloads ~15 GB before loading.
 GPU_WAIT_S = 1800
@@ -39,7 +39,9 @@ def start(plan: Plan, probe: HostProbe, settings: StackSettings) -> int:
         return subprocess.call(cmd, cwd=ROOT)
     assert probe.compose is not None
     wait = GPU_WAIT_S if plan.mode == "gpu" else CPU_WAIT_S
-    cmd = [*probe.compose, "-p", settings.COMPOSE_PROJECT_NAME, "up", "-d", "--wait",
+    env_file = env_file_path()
+    files = ["--env-file", str(env_file)] if env_file.exists() else []
+    cmd = [*probe.compose, *files, "-p", settings.COMPOSE_PROJECT_NAME, "up", "-d", "--wait",
            "--wait-timeout", str(wait), *plan.services]
     console.print(f"$ {' '.join(cmd)}")
     rc = subprocess.call(cmd, cwd=ROOT, env=compose_env(settings))
