@@ -2,8 +2,10 @@
 
 A broken pin should fail here in a minute, not after a user has pulled a 15 GB vLLM
 image. We ask pip's own resolver (`pip install --dry-run --report`) for Linux x86_64
-and the vLLM image's Python, binary wheels only, so no CUDA wheel is installed and
-(with a pip that reads PEP 658 metadata) none is even downloaded.
+and the vLLM image's Python, binary wheels only, so no CUDA wheel is installed. With
+`--use-feature=fast-deps` pip reads each wheel's METADATA through HTTP range requests,
+so none is downloaded either: an index or mirror that does not serve PEP 658 metadata
+files would otherwise cost several GB of CUDA wheels per stack.
 
 Two kinds of packages have no wheel on the index and need care:
 - pins marked `# sdist` in the stack file (deepspeed: its setup.py wants torch just to
@@ -108,7 +110,7 @@ def resolve_stack(stack: str, extra: list[str] = (), python: str = IMAGE_PYTHON)
         wheel_dir.mkdir()
         for _ in range(5):  # each round may build one more pure-Python wheel
             out = _pip(
-                "install", "--dry-run", "--ignore-installed", "--target", str(Path(tmp) / "never"),
+                "install", "--dry-run", "--use-feature=fast-deps", "--ignore-installed", "--target", str(Path(tmp) / "never"),
                 "--only-binary=:all:", *platform_args(), "--python-version", python,
                 "--implementation", "cp", "--find-links", str(wheel_dir),
                 "--report", str(report), *reqs, *extra,
