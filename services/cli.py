@@ -24,18 +24,63 @@ def coordinator(
     host: str = typer.Option("127.0.0.1", help="interface to bind (the container binds 0.0.0.0 behind a 127.0.0.1 port)"),
     port: int = typer.Option(8080, min=1, max=65535),
     db: Path = typer.Option(Path("hypolab.sqlite"), help="SQLite database file"),
-    runner: str = typer.Option("local", help="local (subprocesses) or docker (Docker SDK)"),
+    runner: str = typer.Option("local", help="local (subprocesses) or docker (Docker SDK, compose.yaml's services)"),
+    data_dir: Path = typer.Option(Path("."), help="outputs/<experiment>/ go here"),
+    public_url: Optional[str] = typer.Option(None, envvar="HYPOLAB_PUBLIC_URL",
+                                             help="how workloads reach this coordinator (default http://HOST:PORT)"),
     vllm_url: Optional[str] = typer.Option(None, envvar="VLLM_URL", help="vLLM base URL for health checks"),
+    token: Optional[str] = typer.Option(None, envvar="HYPOLAB_TOKEN", show_default=False,
+                                        help="API token (generated and saved beside the db when unset)"),
+    project: str = typer.Option("hypolab", envvar="COMPOSE_PROJECT_NAME", help="Compose project (docker runner)"),
 ) -> None:
-    """Run the coordinator (FastAPI) on HOST:PORT."""
+    """Run the coordinator (FastAPI) on HOST:PORT; OpenAPI docs at /docs."""
     import uvicorn
 
     from .coordinator.app import CoordinatorSettings, create_app
 
     if runner not in ("local", "docker"):
         raise typer.BadParameter("choose local or docker", param_hint="--runner")
-    settings = CoordinatorSettings(db_path=db, runner=runner, vllm_url=vllm_url)
+    shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    settings = CoordinatorSettings(
+        db_path=db, data_dir=data_dir, runner=runner, vllm_url=vllm_url, token=token or None,
+        coordinator_url=public_url or f"http://{shown}:{port}", compose_project=project,
+    )
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
+@app.command()
+def plan(
+    hypotheses: list[str] = typer.Argument(..., help="hypothesis ids, e.g. H07"),
+    runner: str = typer.Option("local", help="show the workloads as this runner would start them: local or docker"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Print the resolved plan: order, full configs, diffs to controls, and what would run where."""
+    from .coordinator.plan_view import render_plan
+
+    raise typer.Exit(render_plan(hypotheses, runner, as_json))
+
+
+@app.command()
+def run(
+    hypotheses: list[str] = typer.Argument(..., help="hypothesis ids, e.g. H07"),
+    url: str = typer.Option("http://127.0.0.1:8080", envvar="HYPOLAB_URL", help="coordinator URL"),
+    token: str = typer.Option(..., envvar="HYPOLAB_TOKEN", help="API token", show_default=False),
+    follow: bool = typer.Option(True, help="follow progress until the hypotheses have verdicts"),
+    timeout: float = typer.Option(0, help="stop following after this many seconds (0: never)"),
+) -> None:
+    """Submit hypotheses to the coordinator and follow them with a live progress display."""
+    from .coordinator.client import follow_run
+
+    raise typer.Exit(follow_run(url, token, hypotheses, follow=follow, timeout_s=timeout))
+
+
+@app.command()
+def status(url: str = typer.Option("http://127.0.0.1:8080", envvar="HYPOLAB_URL", help="coordinator URL"),
+           token: Optional[str] = typer.Option(None, envvar="HYPOLAB_TOKEN", show_default=False)) -> None:
+    """Print the hypothesis board: status, verdict and experiments of every hypothesis."""
+    from .coordinator.client import print_board
+
+    raise typer.Exit(print_board(url, token))
 
 
 @app.command()

@@ -7,7 +7,7 @@ metric reports — speaks these pydantic models. Unknown keys are errors everywh
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -122,3 +122,168 @@ class HealthReport(StrictModel):
     runner: Literal["local", "docker"]
     db: ComponentHealth
     vllm: ComponentHealth
+
+
+# --- Hypotheses (configs/hypotheses/*.yaml) -------------------------------------------
+
+IDENT = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+METRIC_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_./:-]{0,127}$"
+
+
+class ExperimentRef(StrictModel):
+    """One experiment of a hypothesis: a spec file, optionally varied, optionally controlled.
+
+    `spec` names configs/experiments/<spec>.yaml; `vary` changes fields of it. With
+    `control` (another experiment of the same hypothesis) the coordinator resolves both
+    and refuses to queue this one if they differ anywhere not declared — in this `vary`
+    or in the spec file's own `vary` against its control.
+    """
+
+    id: str = Field(..., pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+    spec: str = Field(..., pattern=IDENT)
+    vary: dict[str, Any] = Field(default_factory=dict)
+    control: str | None = Field(
+        None, pattern=r"^(H[0-9]{2}\.)?[A-Za-z0-9][A-Za-z0-9_-]{0,63}$",
+        description="an experiment of this hypothesis, or `H06.gsm8k` of one it comes after",
+    )
+    kind: Literal["train", "audit"] | None = Field(None, description="default: the spec's kind")
+    purpose: str = ""
+
+
+class ImprovesRule(StrictModel):
+    """The experiment's metric rises by at least `min_effect` over training."""
+
+    rule: Literal["improves"]
+    experiment: str
+    metric: str = Field("reward", pattern=METRIC_NAME)
+    min_effect: float = Field(0.05, gt=0)
+
+
+class NoImprovementRule(StrictModel):
+    """The experiment's metric confidently rises by less than `min_effect` (or falls)."""
+
+    rule: Literal["no_improvement"]
+    experiment: str
+    metric: str = Field("reward", pattern=METRIC_NAME)
+    min_effect: float = Field(0.05, gt=0)
+
+
+class CompareRule(StrictModel):
+    """The treatment's late-training metric is better (or worse) than the control's."""
+
+    rule: Literal["compare"]
+    treatment: str
+    control: str
+    metric: str = Field("reward", pattern=METRIC_NAME)
+    direction: Literal["better", "worse"] = "better"
+    min_effect: float = Field(0.05, gt=0)
+
+
+class AuditRule(StrictModel):
+    """An audit experiment reports (or does not report) a finding code."""
+
+    rule: Literal["audit"]
+    experiment: str
+    check: str = Field(..., pattern=r"^[A-Z][A-Z0-9_]*$")
+    present: bool = True
+
+
+class AllRule(StrictModel):
+    rule: Literal["all"]
+    rules: list["Rule"] = Field(..., min_length=1)
+
+
+class AnyRule(StrictModel):
+    rule: Literal["any"]
+    rules: list["Rule"] = Field(..., min_length=1)
+
+
+Rule = Annotated[
+    Union[ImprovesRule, NoImprovementRule, CompareRule, AuditRule, AllRule, AnyRule],
+    Field(discriminator="rule"),
+]
+AllRule.model_rebuild()
+AnyRule.model_rebuild()
+
+
+class VerdictRule(StrictModel):
+    """When the evidence validates the hypothesis, and when it invalidates it."""
+
+    validated: Rule
+    invalidated: Rule
+
+
+class NextHypotheses(StrictModel):
+    validated: list[str] = Field(default_factory=list)
+    invalidated: list[str] = Field(default_factory=list)
+
+
+class Criteria(StrictModel):
+    """The researcher's written criteria, kept verbatim next to the rules that encode them."""
+
+    validated: str
+    invalidated: str
+
+
+class HypothesisSpec(StrictModel):
+    id: str = Field(..., pattern=r"^H[0-9]{2}$")
+    title: str = Field(..., min_length=1)
+    question: str = ""
+    priority: int = Field(..., ge=0, description="0 is the most urgent")
+    order: int = Field(..., ge=0)
+    after: list[str] = Field(default_factory=list)
+    method: list[str] = Field(default_factory=list)
+    criteria: Criteria
+    experiments: list[ExperimentRef] = Field(..., min_length=1)
+    verdict: VerdictRule
+    next: NextHypotheses = Field(default_factory=NextHypotheses)
+
+
+# --- Coordinator state ------------------------------------------------------------------
+
+HypothesisStatus = Literal["untested", "testing", "validated", "invalidated", "inconclusive"]
+ExperimentStatus = Literal["pending", "queued", "running", "succeeded", "failed", "cancelled", "stalled"]
+FINISHED: tuple[str, ...] = ("succeeded", "failed", "cancelled", "stalled")
+DECIDED: tuple[str, ...] = ("validated", "invalidated", "inconclusive")
+
+
+class MetricEvent(StrictModel):
+    """One training step's metrics, as the trainer reports them (DESIGN.md, Metrics)."""
+
+    experiment_id: str = Field(..., max_length=200)
+    step: int = Field(..., ge=0, le=10_000_000)
+    time: float = Field(..., ge=0)
+    metrics: dict[str, float] = Field(..., max_length=256)
+    rehearsal: bool = False
+
+    @model_validator(mode="after")
+    def _names_and_values(self) -> "MetricEvent":
+        import math
+        import re
+
+        for name, value in self.metrics.items():
+            if not re.match(METRIC_NAME, name):
+                raise ValueError(f"metric name {name!r} is not allowed (letters, digits, _ . / : -)")
+            if not math.isfinite(value):
+                raise ValueError(f"metric {name!r} is {value}: only finite numbers are stored")
+            if abs(value) > 1e15:
+                raise ValueError(f"metric {name!r} is {value}: magnitude above 1e15 is not a metric")
+        return self
+
+
+class Evidence(StrictModel):
+    """What one rule saw: the numbers a verdict was made from."""
+
+    rule: str
+    holds: bool | None  # None: not decidable yet (missing or insufficient data)
+    detail: str
+    numbers: dict[str, Any] = Field(default_factory=dict)
+
+
+class Verdict(StrictModel):
+    hypothesis_id: str
+    status: HypothesisStatus
+    sentence: str
+    evidence: list[Evidence] = Field(default_factory=list)
+    decided_at: float | None = None
+    queued_next: list[str] = Field(default_factory=list)

@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from .contracts import ExperimentSpec, FieldDiff, StrictModel
+from .contracts import ExperimentSpec, FieldDiff, HypothesisSpec, StrictModel
 
 #: configs/ at the root of a checkout (services/ sits beside it).
 CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -151,3 +151,79 @@ def load_experiment(name_or_path: str | Path, directory: Path = EXPERIMENTS_DIR)
         control_spec = load_experiment(path.parent / f"{control}.yaml").spec
         result.diff = diff_configs(control_spec, spec)
     return result
+
+
+# --- Hypotheses -------------------------------------------------------------------------
+
+HYPOTHESES_DIR = CONFIGS_DIR / "hypotheses"
+
+
+def _rule_experiments(rule: Any) -> list[tuple[str, str]]:
+    """(field, experiment id) for every experiment a verdict rule names."""
+    if rule.rule in ("all", "any"):
+        return [(f"rules.{i}.{f}", e) for i, r in enumerate(rule.rules) for f, e in _rule_experiments(r)]
+    if rule.rule == "compare":
+        return [("treatment", rule.treatment), ("control", rule.control)]
+    return [("experiment", rule.experiment)]
+
+
+def load_hypotheses(
+    directory: Path = HYPOTHESES_DIR, experiments_dir: Path | None = None
+) -> dict[str, HypothesisSpec]:
+    """Every hypothesis file, validated alone and against each other; raises SpecError."""
+    experiments_dir = experiments_dir or directory.parent / "experiments"
+    found: dict[str, tuple[Path, HypothesisSpec]] = {}
+    for path in sorted(directory.glob("*.yaml")):
+        data = read_yaml(path)
+        try:
+            hyp = HypothesisSpec.model_validate(data)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field = ".".join(str(p) for p in err["loc"]) or "-"
+            raise SpecError(path, field, err["msg"]) from None
+        if hyp.id in found:
+            raise SpecError(path, "id", f"{hyp.id} is also defined in {found[hyp.id][0]}")
+        found[hyp.id] = (path, hyp)
+
+    for hid, (path, hyp) in found.items():
+        ids = [e.id for e in hyp.experiments]
+        dupes = {i for i in ids if ids.count(i) > 1}
+        if dupes:
+            raise SpecError(path, "experiments", f"duplicate experiment id {sorted(dupes)[0]!r}")
+        for i, exp in enumerate(hyp.experiments):
+            if not (experiments_dir / f"{exp.spec}.yaml").exists():
+                raise SpecError(path, f"experiments.{i}.spec", f"no experiment spec {exp.spec!r} in {experiments_dir}")
+            if exp.control is not None:
+                owner, _, cid = exp.control.rpartition(".")
+                if owner and (owner not in hyp.after or owner not in found):
+                    raise SpecError(path, f"experiments.{i}.control", f"{owner} is not a hypothesis in `after`")
+                pool = [e.id for e in found[owner][1].experiments] if owner else [x for x in ids if x != exp.id]
+                if cid not in pool:
+                    raise SpecError(path, f"experiments.{i}.control", f"unknown control experiment {exp.control!r}")
+        for outcome in ("validated", "invalidated"):
+            for field, eid in _rule_experiments(getattr(hyp.verdict, outcome)):
+                if eid not in ids:
+                    raise SpecError(path, f"verdict.{outcome}.{field}", f"names unknown experiment {eid!r}")
+        for field, targets in (("after", hyp.after), ("next.validated", hyp.next.validated),
+                               ("next.invalidated", hyp.next.invalidated)):
+            for target in targets:
+                if target not in found:
+                    raise SpecError(path, field, f"unknown hypothesis {target!r}")
+
+    # `after` must be acyclic (depth-first search with colours)
+    state: dict[str, int] = {}
+
+    def visit(hid: str, trail: tuple[str, ...]) -> None:
+        if state.get(hid) == 2:
+            return
+        if state.get(hid) == 1:
+            cycle = " -> ".join((*trail[trail.index(hid):], hid))
+            raise SpecError(found[hid][0], "after", f"cycle: {cycle}")
+        state[hid] = 1
+        for dep in found[hid][1].after:
+            visit(dep, (*trail, hid))
+        state[hid] = 2
+
+    for hid in found:
+        visit(hid, ())
+    return {hid: hyp for hid, (_, hyp) in sorted(found.items(), key=lambda kv: (kv[1][1].priority, kv[1][1].order))}

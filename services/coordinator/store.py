@@ -1,23 +1,88 @@
 """The coordinator's SQLite store: one file, WAL journal, schema created on first open.
 
 SQLite is the embedded default (DESIGN.md): no server to run, one file to back up,
-safe against a killed process because every write is a committed transaction.
+safe against a killed process because every write is a committed transaction. Every
+state change also appends to `events`, which `/api/events` streams (server-sent events)
+and which survives restarts, so a client resuming with `Last-Event-ID` misses nothing.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
+import time
 from pathlib import Path
+from typing import Any, Iterable
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS runs (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_key TEXT UNIQUE,
+    hypotheses  TEXT NOT NULL,
+    created_at  REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS hypotheses (
+    id         TEXT PRIMARY KEY,
+    status     TEXT NOT NULL,
+    queued     INTEGER NOT NULL DEFAULT 0,
+    verdict    TEXT,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS experiments (
+    id            TEXT PRIMARY KEY,
+    hypothesis_id TEXT NOT NULL,
+    seq           INTEGER NOT NULL,
+    kind          TEXT NOT NULL,
+    status        TEXT NOT NULL,
+    config        TEXT NOT NULL,
+    control_id    TEXT,
+    diff          TEXT NOT NULL,
+    undeclared    TEXT NOT NULL,
+    gpus          TEXT NOT NULL DEFAULT '[]',
+    handle        TEXT,
+    container     TEXT,
+    exit_code     INTEGER,
+    log_tail      TEXT NOT NULL DEFAULT '',
+    reason        TEXT NOT NULL DEFAULT '',
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    rehearsal     INTEGER NOT NULL DEFAULT 0,
+    report        TEXT,
+    created_at    REAL NOT NULL,
+    queued_at     REAL,
+    started_at    REAL,
+    finished_at   REAL
+);
+CREATE TABLE IF NOT EXISTS metrics (
+    experiment_id TEXT NOT NULL,
+    step          INTEGER NOT NULL,
+    name          TEXT NOT NULL,
+    value         REAL NOT NULL,
+    time          REAL NOT NULL,
+    PRIMARY KEY (experiment_id, step, name)
+);
+CREATE TABLE IF NOT EXISTS events (
+    seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+    time    REAL NOT NULL,
+    type    TEXT NOT NULL,
+    payload TEXT NOT NULL
+);
 """
+
+_JSON_COLUMNS = ("config", "diff", "undeclared", "gpus", "report", "verdict", "hypotheses")
+
+
+def _row(cursor: sqlite3.Cursor, row: tuple) -> dict[str, Any]:
+    out = {}
+    for (name, *_), value in zip(cursor.description, row):
+        out[name] = json.loads(value) if name in _JSON_COLUMNS and value is not None else value
+    return out
 
 
 class Store:
@@ -27,30 +92,56 @@ class Store:
         self.path = Path(path)
         if str(self.path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+        self._conn.row_factory = _row
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.execute("PRAGMA foreign_keys=ON")
+        self._conn.execute("PRAGMA busy_timeout=5000")
         with self._lock:
             self._conn.executescript(_SCHEMA)
             self._conn.execute(
-                "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
+                "INSERT INTO meta(key, value) VALUES ('schema_version', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
                 (str(SCHEMA_VERSION),),
             )
 
-    def schema_version(self) -> int:
+    # -- plumbing ------------------------------------------------------------------------
+
+    def _query(self, sql: str, args: Iterable[Any] = ()) -> list[dict[str, Any]]:
         with self._lock:
-            row = self._conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        return int(row[0])
+            return self._conn.execute(sql, tuple(args)).fetchall()
+
+    def transaction(self):
+        """`with store.transaction(): ...` — one atomic write (BEGIN IMMEDIATE .. COMMIT)."""
+        store = self
+
+        class _Tx:
+            def __enter__(self):
+                store._lock.acquire()
+                store._conn.execute("BEGIN IMMEDIATE")
+                return store
+
+            def __exit__(self, exc_type, *_):
+                try:
+                    store._conn.execute("ROLLBACK" if exc_type else "COMMIT")
+                finally:
+                    store._lock.release()
+
+        return _Tx()
+
+    def _exec(self, sql: str, args: Iterable[Any] = ()) -> sqlite3.Cursor:
+        with self._lock:
+            return self._conn.execute(sql, tuple(args))
+
+    def schema_version(self) -> int:
+        return int(self._query("SELECT value FROM meta WHERE key='schema_version'")[0]["value"])
 
     def ping(self) -> tuple[bool, str]:
         """Can we read and write? Returns (ok, detail) for the health endpoint."""
         try:
-            with self._lock:
-                self._conn.execute("BEGIN IMMEDIATE")
+            with self.transaction():
                 self._conn.execute("SELECT count(*) FROM meta").fetchone()
-                self._conn.execute("ROLLBACK")
             return True, f"sqlite {self.path} (schema v{SCHEMA_VERSION})"
         except sqlite3.Error as exc:
             return False, f"sqlite {self.path}: {exc}"
@@ -58,3 +149,121 @@ class Store:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+    # -- events --------------------------------------------------------------------------
+
+    def emit(self, type_: str, payload: dict[str, Any]) -> None:
+        self._exec("INSERT INTO events(time, type, payload) VALUES (?, ?, ?)",
+                   (time.time(), type_, json.dumps(payload)))
+
+    def events_since(self, seq: int, limit: int = 500) -> list[dict[str, Any]]:
+        rows = self._query("SELECT seq, time, type, payload FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit))
+        for row in rows:
+            row["payload"] = json.loads(row["payload"])
+        return rows
+
+    def last_event_seq(self) -> int:
+        return self._query("SELECT coalesce(max(seq), 0) AS s FROM events")[0]["s"]
+
+    # -- runs ----------------------------------------------------------------------------
+
+    def find_run(self, request_key: str) -> dict[str, Any] | None:
+        rows = self._query("SELECT * FROM runs WHERE request_key = ?", (request_key,))
+        return rows[0] if rows else None
+
+    def add_run(self, request_key: str | None, hypotheses: list[str]) -> int:
+        cur = self._exec("INSERT INTO runs(request_key, hypotheses, created_at) VALUES (?, ?, ?)",
+                         (request_key, json.dumps(hypotheses), time.time()))
+        return cur.lastrowid
+
+    # -- hypotheses ----------------------------------------------------------------------
+
+    def hypothesis(self, hid: str) -> dict[str, Any] | None:
+        rows = self._query("SELECT * FROM hypotheses WHERE id = ?", (hid,))
+        return rows[0] if rows else None
+
+    def hypotheses(self) -> dict[str, dict[str, Any]]:
+        return {r["id"]: r for r in self._query("SELECT * FROM hypotheses")}
+
+    def set_hypothesis(self, hid: str, status: str, *, queued: bool | None = None,
+                       verdict: dict[str, Any] | None = None) -> None:
+        current = self.hypothesis(hid)
+        q = int(queued) if queued is not None else (current["queued"] if current else 0)
+        v = verdict if verdict is not None else (current["verdict"] if current else None)
+        self._exec(
+            "INSERT INTO hypotheses(id, status, queued, verdict, updated_at) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT(id) DO UPDATE SET status=excluded.status, queued=excluded.queued, "
+            "verdict=excluded.verdict, updated_at=excluded.updated_at",
+            (hid, status, q, json.dumps(v) if v is not None else None, time.time()),
+        )
+        if current is None or current["status"] != status:
+            self.emit("hypothesis", {"id": hid, "status": status, "verdict": v})
+
+    # -- experiments ---------------------------------------------------------------------
+
+    def experiment(self, eid: str) -> dict[str, Any] | None:
+        rows = self._query("SELECT * FROM experiments WHERE id = ?", (eid,))
+        return rows[0] if rows else None
+
+    def experiments(self, status: str | None = None, hypothesis_id: str | None = None) -> list[dict[str, Any]]:
+        sql, args = "SELECT * FROM experiments WHERE 1=1", []
+        if status:
+            sql += " AND status = ?"
+            args.append(status)
+        if hypothesis_id:
+            sql += " AND hypothesis_id = ?"
+            args.append(hypothesis_id)
+        return self._query(sql + " ORDER BY created_at, seq", args)
+
+    def add_experiment(self, row: dict[str, Any]) -> None:
+        cols = list(row)
+        values = [json.dumps(row[c]) if c in _JSON_COLUMNS else row[c] for c in cols]
+        self._exec(f"INSERT OR IGNORE INTO experiments({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", values)
+
+    def update_experiment(self, eid: str, **fields: Any) -> None:
+        """Change columns of one experiment; a status change becomes an event."""
+        if not fields:
+            return
+        before = self.experiment(eid)
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        values = [json.dumps(v) if k in _JSON_COLUMNS and v is not None else v for k, v in fields.items()]
+        self._exec(f"UPDATE experiments SET {sets} WHERE id = ?", (*values, eid))
+        if "status" in fields and before is not None and before["status"] != fields["status"]:
+            self.emit("experiment", {"id": eid, "status": fields["status"], "previous": before["status"],
+                                     "exit_code": fields.get("exit_code", before["exit_code"]),
+                                     "reason": fields.get("reason", before["reason"])})
+
+    # -- metrics -------------------------------------------------------------------------
+
+    def add_metrics(self, experiment_id: str, events: list[tuple[int, float, dict[str, float]]]) -> int:
+        """Store (step, time, {name: value}) rows; a repeated (step, name) keeps the last value."""
+        rows = [(experiment_id, step, name, value, t) for step, t, metrics in events for name, value in metrics.items()]
+        with self.transaction():
+            self._conn.executemany(
+                "INSERT INTO metrics(experiment_id, step, name, value, time) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT(experiment_id, step, name) DO UPDATE SET value=excluded.value, time=excluded.time",
+                rows,
+            )
+            last = max(step for step, _, _ in events)
+            self._conn.execute("INSERT INTO events(time, type, payload) VALUES (?, ?, ?)",
+                               (time.time(), "metrics", json.dumps({"id": experiment_id, "last_step": last,
+                                                                    "count": len(events)})))
+        return len(rows)
+
+    def metrics(self, experiment_id: str, since: int = -1, name: str | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT step, name, value, time FROM metrics WHERE experiment_id = ? AND step > ?"
+        args: list[Any] = [experiment_id, since]
+        if name:
+            sql += " AND name = ?"
+            args.append(name)
+        return self._query(sql + " ORDER BY step, name", args)
+
+    def series(self, experiment_id: str, name: str) -> list[tuple[int, float]]:
+        return [(r["step"], r["value"]) for r in self.metrics(experiment_id, name=name)]
+
+    def counts(self) -> dict[str, Any]:
+        exp = self._query("SELECT status, count(*) AS n FROM experiments GROUP BY status")
+        hyp = self._query("SELECT status, count(*) AS n FROM hypotheses GROUP BY status")
+        n_metrics = self._query("SELECT count(*) AS n FROM metrics")[0]["n"]
+        return {"experiments": {r["status"]: r["n"] for r in exp}, "hypotheses": {r["status"]: r["n"] for r in hyp},
+                "metric_values": n_metrics}

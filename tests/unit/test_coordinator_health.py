@@ -37,9 +37,9 @@ def vllm_url():
 
 def test_health_reports_db_runner_and_vllm(tmp_path, vllm_url):
     db = tmp_path / "lab" / "hypolab.sqlite"
-    with TestClient(create_app(CoordinatorSettings(db_path=db, runner="docker", vllm_url=vllm_url))) as client:
+    with TestClient(create_app(CoordinatorSettings(db_path=db, data_dir=tmp_path, runner="local", vllm_url=vllm_url, token="t"))) as client:
         body = client.get("/api/health").json()
-        assert body["status"] == "ok" and body["runner"] == "docker"
+        assert body["status"] == "ok" and body["runner"] == "local"
         assert body["db"]["ok"] and str(db) in body["db"]["detail"]
         assert body["vllm"] == {"ok": True, "detail": f"{vllm_url} healthy"}
         FakeVllm.loading = True
@@ -53,22 +53,23 @@ def test_health_reports_db_runner_and_vllm(tmp_path, vllm_url):
 
 def test_unreachable_vllm_does_not_make_the_coordinator_unhealthy(tmp_path):
     url = "http://127.0.0.1:9"  # discard port: nothing listens
-    with TestClient(create_app(CoordinatorSettings(db_path=tmp_path / "h.sqlite", vllm_url=url))) as client:
+    with TestClient(create_app(CoordinatorSettings(data_dir=tmp_path, token="t", db_path=tmp_path / "h.sqlite", vllm_url=url))) as client:
         resp = client.get("/api/health")
     assert resp.status_code == 200
     assert resp.json()["vllm"]["ok"] is False and "unreachable" in resp.json()["vllm"]["detail"]
 
 
 def test_broken_database_is_503_degraded(tmp_path):
-    with TestClient(create_app(CoordinatorSettings(db_path=tmp_path / "h.sqlite"))) as client:
-        client.app.state.store._conn.close()  # the file handle is gone: writes fail
+    settings = CoordinatorSettings(data_dir=tmp_path, token="t", db_path=tmp_path / "h.sqlite", schedule=False)
+    with TestClient(create_app(settings)) as client:
+        client.app.state.store.close()  # the connection is gone: every query fails
         resp = client.get("/api/health")
     assert resp.status_code == 503 and resp.json()["status"] == "degraded"
     assert resp.json()["db"]["ok"] is False
 
 
 def test_openapi_docs_are_served(tmp_path):
-    with TestClient(create_app(CoordinatorSettings(db_path=tmp_path / "h.sqlite"))) as client:
+    with TestClient(create_app(CoordinatorSettings(data_dir=tmp_path, token="t", db_path=tmp_path / "h.sqlite"))) as client:
         assert client.get("/docs").status_code == 200
         assert "/api/health" in client.get("/openapi.json").json()["paths"]
 

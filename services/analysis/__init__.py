@@ -1,0 +1,1 @@
+"""Analysis: verdicts from metrics and audit reports, and (later) audits of token sequences."""

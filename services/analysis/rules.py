@@ -1,0 +1,137 @@
+"""Verdicts from a hypothesis's rules: the one function the coordinator calls.
+
+`decide(hypothesis, evidence_of)` evaluates the `validated` and `invalidated` rules of a
+HypothesisSpec against what the experiments produced (metric series, audit reports) and
+returns a Verdict that carries the numbers it was made from. Rules are data; nothing
+from a spec is ever evaluated as code.
+
+Rehearsal runs (CPU rehearsals of the trainer) are never evidence: a rule over one is
+undecided, so a plan made only of rehearsals ends `inconclusive`, by design.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+from ..contracts import FINISHED, Evidence, HypothesisSpec, StrictModel, Verdict
+from .plain_test import welch_greater, windows
+
+METHOD = "Welch's t, first vs last quarter of steps, one-sided 95%, evaluated once at the end of the run"
+
+
+class ExperimentEvidence(StrictModel):
+    """What one experiment has produced so far, as the rules see it."""
+
+    id: str
+    status: str
+    rehearsal: bool = False
+    series: dict[str, list[tuple[int, float]]] = {}
+    report: dict[str, Any] | None = None
+
+
+Lookup = Callable[[str, str | None], ExperimentEvidence]  # (experiment name, metric) -> evidence
+
+
+def _not_ready(exp: ExperimentEvidence, rule: str) -> Evidence | None:
+    if exp.rehearsal:
+        return Evidence(rule=rule, holds=None, detail=f"{exp.id} is a rehearsal run: not evidence")
+    if exp.status in ("failed", "cancelled", "stalled"):
+        return Evidence(rule=rule, holds=None, detail=f"{exp.id} {exp.status}: cannot judge")
+    if exp.status != "succeeded":
+        return Evidence(rule=rule, holds=None, detail=f"waiting for {exp.id} to finish ({exp.status})")
+    return None
+
+
+def _trend(rule_name: str, rule, exp: ExperimentEvidence) -> Evidence:
+    label = f"{rule_name}({rule.experiment}, {rule.metric})"
+    waiting = _not_ready(exp, label)
+    if waiting:
+        return waiting
+    early, late = windows(exp.series.get(rule.metric, []))
+    test = welch_greater(early, late, rule.min_effect)
+    if test.decision == "insufficient":
+        return Evidence(rule=label, holds=None, detail=f"{exp.id}: too few {rule.metric} values ({test.detail})")
+    outcome = {"greater": True, "not_greater": False}.get(test.decision)
+    holds = outcome if rule_name == "improves" else (None if outcome is None else not outcome)
+    return Evidence(rule=label, holds=holds, detail=f"{exp.id} {rule.metric}: {test.detail}",
+                    numbers={"effect": test.effect, "interval": test.interval, "n_early": test.n_a,
+                             "n_late": test.n_b, "min_effect": rule.min_effect, "method": METHOD})
+
+
+def _compare(rule, lookup: Lookup) -> Evidence:
+    label = f"compare({rule.treatment} {rule.direction} than {rule.control}, {rule.metric})"
+    treat, ctrl = lookup(rule.treatment, rule.metric), lookup(rule.control, rule.metric)
+    for exp in (treat, ctrl):
+        waiting = _not_ready(exp, label)
+        if waiting:
+            return waiting
+    _, late_t = windows(treat.series.get(rule.metric, []))
+    _, late_c = windows(ctrl.series.get(rule.metric, []))
+    a, b = (late_c, late_t) if rule.direction == "better" else (late_t, late_c)
+    test = welch_greater(a, b, rule.min_effect)
+    if test.decision == "insufficient":
+        return Evidence(rule=label, holds=None, detail=f"too few {rule.metric} values ({test.detail})")
+    holds = {"greater": True, "not_greater": False}.get(test.decision)
+    return Evidence(rule=label, holds=holds, detail=f"late-training {rule.metric}, {rule.direction}: {test.detail}",
+                    numbers={"effect": test.effect, "interval": test.interval, "min_effect": rule.min_effect,
+                             "method": METHOD})
+
+
+def _audit(rule, lookup: Lookup) -> Evidence:
+    label = f"audit({rule.experiment}: {rule.check} {'present' if rule.present else 'absent'})"
+    exp = lookup(rule.experiment, None)
+    waiting = _not_ready(exp, label)
+    if waiting:
+        return waiting
+    if not exp.report:
+        return Evidence(rule=label, holds=None, detail=f"{exp.id} produced no audit report")
+    findings = [f for f in exp.report.get("findings", []) if f.get("code") == rule.check and f.get("count", 1) > 0]
+    found = bool(findings)
+    count = sum(f.get("count", 1) for f in findings)
+    return Evidence(rule=label, holds=found == rule.present,
+                    detail=f"{exp.id}: {rule.check} {'found ' + str(count) + ' time(s)' if found else 'not found'}",
+                    numbers={"count": count, "rollouts": exp.report.get("rollouts")})
+
+
+def evaluate(rule, lookup: Lookup) -> list[Evidence]:
+    """Evidence for one rule; the first item is the rule's own result."""
+    if rule.rule in ("all", "any"):
+        parts = [evaluate(r, lookup) for r in rule.rules]
+        results = [p[0].holds for p in parts]
+        if rule.rule == "all":
+            holds = False if False in results else (True if all(r is True for r in results) else None)
+        else:
+            holds = True if True in results else (False if all(r is False for r in results) else None)
+        head = Evidence(rule=rule.rule, holds=holds, detail=f"{rule.rule} of {len(parts)} rules")
+        return [head, *[e for p in parts for e in p]]
+    if rule.rule in ("improves", "no_improvement"):
+        return [_trend(rule.rule, rule, lookup(rule.experiment, rule.metric))]
+    if rule.rule == "compare":
+        return [_compare(rule, lookup)]
+    return [_audit(rule, lookup)]
+
+
+def decide(hyp: HypothesisSpec, lookup: Lookup, statuses: dict[str, str]) -> Verdict:
+    """The hypothesis's status now. `statuses`: experiment name -> status, for all of its experiments."""
+    validated = evaluate(hyp.verdict.validated, lookup)
+    invalidated = evaluate(hyp.verdict.invalidated, lookup)
+    v, i = validated[0].holds, invalidated[0].holds
+    evidence = [*validated, *invalidated]
+    finished = all(s in FINISHED for s in statuses.values())
+    if v is True and i is not True:
+        status, why = "validated", hyp.criteria.validated
+    elif i is True and v is not True:
+        status, why = "invalidated", hyp.criteria.invalidated
+    elif v is True and i is True:
+        status, why = "inconclusive", "both the validating and the invalidating rule hold"
+    elif finished:
+        undecided = [e.detail for e in evidence if e.holds is None and e.rule not in ("all", "any")]
+        status = "inconclusive"
+        why = "the experiments finished without deciding either rule" + (f": {undecided[0]}" if undecided else "")
+    else:
+        status, why = "testing", "waiting for evidence"
+    sentence = f"{hyp.id} {status}: {why.strip()}"
+    decided = status in ("validated", "invalidated", "inconclusive")
+    return Verdict(hypothesis_id=hyp.id, status=status, sentence=sentence, evidence=evidence,
+                   decided_at=time.time() if decided else None)

@@ -1,0 +1,117 @@
+"""The CLI's side of the HTTP API: `hypolab run` (submit + follow) and `hypolab status`."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import httpx
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+STATUS_STYLE = {
+    "untested": "dim", "testing": "yellow", "validated": "green", "invalidated": "red", "inconclusive": "magenta",
+    "pending": "dim", "queued": "cyan", "running": "yellow", "succeeded": "green", "failed": "red",
+    "cancelled": "magenta", "stalled": "red",
+}
+DECIDED = ("validated", "invalidated", "inconclusive")
+
+
+def _styled(status: str) -> str:
+    return f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]"
+
+
+def board_table(hypotheses: list[dict], experiments: list[dict], last_steps: dict[str, int] | None = None) -> Table:
+    table = Table(title="hypolab board", show_lines=False)
+    for col in ("hypothesis", "status", "experiment", "exp. status", "step", "verdict"):
+        table.add_column(col, overflow="fold")
+    by_hyp: dict[str, list[dict]] = {}
+    for e in experiments:
+        by_hyp.setdefault(e["hypothesis_id"], []).append(e)
+    for h in hypotheses:
+        verdict = (h.get("verdict") or {}).get("sentence", "")
+        exps = by_hyp.get(h["id"], []) or [None]
+        for i, e in enumerate(exps):
+            table.add_row(
+                f"{h['id']} {h['title'][:40]}" if i == 0 else "",
+                _styled(h["status"]) + (" (queued)" if h.get("queued") and h["status"] == "untested" else "") if i == 0 else "",
+                e["id"] if e else "—", _styled(e["status"]) if e else "",
+                str((last_steps or {}).get(e["id"], "")) if e else "",
+                verdict if i == 0 else "",
+            )
+    return table
+
+
+def print_board(url: str, token: str | None) -> int:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        with httpx.Client(base_url=url, headers=headers, timeout=10) as client:
+            hyps = client.get("/api/hypotheses").raise_for_status().json()
+            exps = client.get("/api/experiments").raise_for_status().json()
+    except httpx.HTTPError as exc:
+        Console(stderr=True).print(f"[red]status: coordinator at {url}: {exc}[/]")
+        return 1
+    Console().print(board_table(hyps, exps))
+    return 0
+
+
+def follow_run(url: str, token: str, hypotheses: list[str], follow: bool = True, timeout_s: float = 0) -> int:
+    """POST /api/runs, then redraw the board on every event until the run's hypotheses are decided."""
+    console = Console()
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=url, headers=headers, timeout=30) as client:
+        try:
+            resp = client.post("/api/runs", json={"hypotheses": hypotheses, "request_key": uuid.uuid4().hex})
+        except httpx.HTTPError as exc:
+            console.print(f"[red]run: coordinator at {url} unreachable: {exc}[/]")
+            return 1
+        if resp.status_code != 200:
+            console.print(f"[red]run: {resp.status_code}: {resp.json().get('detail')}[/]", highlight=False)
+            return 2
+        receipt = resp.json()
+        console.print(f"run {receipt['run_id']}: {', '.join(receipt['hypotheses'])}")
+        if not follow:
+            return 0
+        watched = set(receipt["hypotheses"])
+        deadline = time.monotonic() + timeout_s if timeout_s else None
+        last_steps: dict[str, int] = {}
+        with Live(console=console, refresh_per_second=4) as live:
+            while True:
+                hyps = client.get("/api/hypotheses").json()
+                exps = client.get("/api/experiments").json()
+                for e in exps:
+                    if e["status"] == "running":
+                        m = client.get(f"/api/experiments/{e['id']}/metrics",
+                                       params={"since": last_steps.get(e["id"], -1), "name": "reward"}).json()
+                        if m:
+                            last_steps[e["id"]] = m[-1]["step"]
+                for h in hyps:  # follow what the verdicts queue next
+                    if h["id"] in watched and h["status"] in DECIDED:
+                        watched |= set((h.get("verdict") or {}).get("queued_next", []))
+                live.update(board_table(hyps, exps, last_steps))
+                state = {h["id"]: h["status"] for h in hyps}
+                busy = any(e["status"] in ("queued", "running") for e in exps)
+                if all(state.get(h) in DECIDED for h in watched) and not busy:
+                    break
+                if deadline and time.monotonic() > deadline:
+                    console.print("[yellow]stopped following (timeout); the run goes on[/]")
+                    return 0
+                _wait_for_event(client, timeout=2.0)
+    for h in hyps:
+        if h["id"] in watched and h.get("verdict"):
+            console.print(f"[bold]{h['verdict']['sentence']}[/]", highlight=False)
+    return 0
+
+
+def _wait_for_event(client: httpx.Client, timeout: float) -> None:
+    """Block until the next server-sent event (or `timeout`), so redraws follow changes."""
+    try:
+        with client.stream("GET", "/api/events", timeout=httpx.Timeout(timeout + 1, read=timeout)) as stream:
+            for line in stream.iter_lines():
+                if line.startswith("data:"):
+                    json.loads(line[5:])
+                    return
+    except (httpx.HTTPError, json.JSONDecodeError):
+        return
