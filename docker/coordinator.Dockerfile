@@ -28,8 +28,11 @@ RUN python3 -m venv /opt/venv \
     && hypolab --help >/dev/null
 COPY configs ./configs
 COPY docker/stacks ./docker/stacks
+# The docker runner's single source of truth for trainer and vLLM containers.
+COPY compose.yaml compose.hostnet.yaml ./
 
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
   CMD ["python3", "-c", "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:8080/api/health', timeout=4)"]
-CMD ["hypolab", "coordinator", "--host", "0.0.0.0", "--port", "8080", "--db", "/data/hypolab.sqlite", "--runner", "docker"]
+CMD ["hypolab", "coordinator", "--host", "0.0.0.0", "--port", "8080", "--db", "/data/hypolab.sqlite", \
+     "--runner", "docker", "--data-dir", "/app", "--public-url", "http://coordinator:8080"]

@@ -23,8 +23,9 @@ from pydantic import BaseModel, ValidationError
 
 from .contracts import ExperimentSpec, FieldDiff, HypothesisSpec, StrictModel
 
-#: configs/ at the root of a checkout (services/ sits beside it).
-CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"
+from .paths import ROOT
+
+CONFIGS_DIR = ROOT / "configs"
 EXPERIMENTS_DIR = CONFIGS_DIR / "experiments"
 
 _DERIVED_KEYS = {"spec", "vary", "name", "description"}

@@ -26,7 +26,7 @@ TOKEN = "test-token"
 class LiveCoordinator:
     """A real coordinator (uvicorn on 127.0.0.1) in a thread, with an httpx client."""
 
-    def __init__(self, settings):
+    def __init__(self, settings, runner=None):
         import threading
 
         import httpx
@@ -35,7 +35,7 @@ class LiveCoordinator:
         from hypolab.coordinator.app import create_app
 
         self.settings = settings
-        self.app = create_app(settings)
+        self.app = create_app(settings, runner=runner)
         port = int(settings.coordinator_url.rsplit(":", 1)[1])
         self.url = settings.coordinator_url
         self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=port, log_level="warning"))
@@ -88,7 +88,7 @@ def make_coordinator(tmp_path):
 
     started = []
 
-    def make(**overrides):
+    def make(runner_instance=None, **overrides):
         settings = dict(
             db_path=tmp_path / "lab.sqlite", data_dir=tmp_path, runner="local", token=TOKEN,
             coordinator_url=f"http://127.0.0.1:{free_port()}", tick_interval_s=0.1,
@@ -99,7 +99,7 @@ def make_coordinator(tmp_path):
                            "--json", "{output_dir}/audit.json"],
         )
         settings.update(overrides)
-        live = LiveCoordinator(CoordinatorSettings(**settings))
+        live = LiveCoordinator(CoordinatorSettings(**settings), runner_instance)
         started.append(live)
         return live
 

@@ -29,7 +29,7 @@ from .runners import LocalRunner, Runner
 from .scheduler import Lab, LabError, tail
 from .store import Store
 
-ROOT = Path(__file__).resolve().parents[2]
+from ..paths import ROOT
 
 
 class CoordinatorSettings(BaseModel):
@@ -149,7 +149,9 @@ def create_app(settings: CoordinatorSettings | None = None, runner: Runner | Non
                   trainer_command=settings.trainer_command or trainer_cmd,
                   audit_command=settings.audit_command or audit_cmd,
                   coordinator_url=settings.coordinator_url, token=token,
-                  vllm_command=settings.vllm_command, vllm_url=settings.vllm_url,
+                  vllm_command=settings.vllm_command or (
+                      the_runner.vllm_command() if the_runner.name == "docker" else None),
+                  vllm_url=settings.vllm_url,
                   experiments_dir=settings.experiments_dir,
                   rehearsal=settings.runner == "local" and settings.trainer_command is None)
         app.state.store, app.state.lab = store, lab

@@ -28,12 +28,17 @@ LABEL_ROLE = "hypolab.role"
 
 def load_compose_config(root: Path, files: list[str], project: str, env_file: Path | None = None) -> dict[str, Any]:
     """`docker compose config --format json` for every service, the trainer's profile included."""
-    cmd = ["docker", "compose", *[a for f in files for a in ("-f", f)], "-p", project, "--profile", "train"]
+    from ..stack.preflight import find_compose
+
+    compose, _ = find_compose()
+    if compose is None:
+        raise RuntimeError("the docker runner needs Compose v2 (`docker compose` or `docker-compose`)")
+    cmd = [*compose, *[a for f in files for a in ("-f", f)], "-p", project, "--profile", "train"]
     if env_file is not None:
         cmd += ["--env-file", str(env_file)]
     out = subprocess.run([*cmd, "config", "--format", "json"], cwd=root, capture_output=True, text=True, timeout=60)
-    if out.returncode != 0:
-        raise RuntimeError(f"docker compose config failed: {out.stderr.strip()[-500:]}")
+    if out.returncode != 0 or not out.stdout.strip():
+        raise RuntimeError(f"`{' '.join(cmd)} config` in {root} failed: {out.stderr.strip()[-500:] or 'no output'}")
     return json.loads(out.stdout)
 
 
@@ -109,7 +114,22 @@ class DockerRunner(Runner):
             ids = self._device_ids(svc)
             if ids:
                 kwargs["device_requests"] = [DeviceRequest(driver="nvidia", device_ids=ids, capabilities=[["gpu"]])]
+        if launch.role == "vllm":  # it stands in for compose's vllm: same port, same name on the network
+            kwargs["ports"] = {f"{p['target']}/{p.get('protocol', 'tcp')}": (p.get("host_ip") or "127.0.0.1",
+                                                                            int(p["published"]))
+                               for p in svc.get("ports") or []}
+            if "network" in kwargs:
+                kwargs["networking_config"] = {
+                    kwargs["network"]: self.client.api.create_endpoint_config(aliases=["vllm"])}
+            kwargs["name"] = f"{self.project}-vllm-{_slug(launch.stack)}"
         return kwargs
+
+    def vllm_command(self) -> list[str]:
+        """compose.yaml's vLLM command with the model as a placeholder, filled per experiment."""
+        cmd = list(self.service("vllm")["command"])
+        if "--model" in cmd:
+            cmd[cmd.index("--model") + 1] = "{model}"
+        return cmd
 
     # -- Runner --------------------------------------------------------------------------
 
@@ -120,12 +140,26 @@ class DockerRunner(Runner):
 
     def start(self, launch: Launch) -> str:
         kwargs = self.container_kwargs(launch)
+        if launch.role == "vllm":  # one vLLM on its GPU: the one `make up` started gives way
+            for other in self.client.containers.list(all=True, filters={"label": [
+                    f"com.docker.compose.project={self.project}", "com.docker.compose.service=vllm"]}):
+                other.remove(force=True)
+        if "network" in kwargs:
+            self._ensure_network(kwargs["network"])
         stale = self.client.containers.list(all=True, filters={"name": f"^{kwargs['name']}$"})
         for old in stale:  # a retry reuses the name; the old attempt's exit is already recorded
             old.remove(force=True)
         container = self.client.containers.run(**kwargs)
         self._follow_logs(container.id, launch.log_path)
         return container.id
+
+    def _ensure_network(self, name: str) -> None:
+        """The service's network, created as Compose would if `make up` has not made it yet."""
+        if self.client.networks.list(names=[name]):
+            return
+        key = next((k for k, v in (self.config.get("networks") or {}).items() if v.get("name", k) == name), name)
+        self.client.networks.create(name, driver="bridge", labels={
+            "com.docker.compose.project": self.project, "com.docker.compose.network": key})
 
     def _follow_logs(self, container_id: str, log_path: Path) -> None:
         log_path.parent.mkdir(parents=True, exist_ok=True)

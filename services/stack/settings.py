@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ..contracts import STACKS
 
-ROOT = Path(__file__).resolve().parents[2]
+from ..paths import ROOT
+
 STACKS_DIR = ROOT / "docker" / "stacks"
 
 _LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")

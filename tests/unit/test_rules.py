@@ -1,0 +1,73 @@
+"""Verdict rules over metric series and audit reports, with the evidence they record."""
+
+import random
+
+from hypolab.analysis.plain_test import welch_greater, windows
+from hypolab.analysis.rules import ExperimentEvidence, decide
+from hypolab.specs import load_hypotheses
+
+
+def curve(start, end, n=40, noise=0.03, seed=0):
+    rng = random.Random(seed)
+    return [(i, start + (end - start) * i / (n - 1) + rng.uniform(-noise, noise)) for i in range(n)]
+
+
+def lookup_from(table):
+    def lookup(name, metric):
+        exp = table[name]
+        return ExperimentEvidence(id=name, status=exp.get("status", "succeeded"), rehearsal=exp.get("rehearsal", False),
+                                  series={metric: exp.get("series", [])} if metric else {}, report=exp.get("report"))
+    return lookup
+
+
+def test_windows_and_welch():
+    early, late = windows(curve(0.2, 0.7))
+    assert len(early) == len(late) == 10
+    assert welch_greater(early, late, 0.05).decision == "greater"
+    flat_early, flat_late = windows(curve(0.1, 0.1))
+    assert welch_greater(flat_early, flat_late, 0.05).decision == "not_greater"
+    assert welch_greater([0.1] * 3, [0.5] * 3, 0.05).decision == "insufficient"
+    noisy = welch_greater([0.1, 0.3, 0.1, 0.3], [0.15, 0.35, 0.15, 0.35], 0.05)
+    assert noisy.decision == "undecided" and abs(noisy.effect - 0.05) < 1e-12
+    assert noisy.interval[0] < 0 < 0.05 < noisy.interval[1]
+
+
+def test_h07_verdicts():
+    h07 = load_hypotheses()["H07"]
+    statuses = {e.id: "succeeded" for e in h07.experiments}
+    flat = lookup_from({"math-python": {"series": curve(0.1, 0.1)}})
+    v = decide(h07, flat, statuses)
+    assert v.status == "validated" and v.sentence.startswith("H07 validated: math-python also fails to learn")
+    assert v.evidence[0].holds is True and v.evidence[0].numbers["effect"] < 0.05
+
+    learns = lookup_from({"math-python": {"series": curve(0.2, 0.7)}})
+    assert decide(h07, learns, statuses).status == "invalidated"
+
+    running = lookup_from({"math-python": {"status": "running", "series": curve(0.2, 0.7)}})
+    assert decide(h07, running, {**statuses, "math-python": "running"}).status == "testing"
+
+    rehearsal = lookup_from({"math-python": {"rehearsal": True, "series": curve(0.2, 0.7)}})
+    v = decide(h07, rehearsal, statuses)
+    assert v.status == "inconclusive" and "rehearsal run: not evidence" in v.sentence
+
+    crashed = lookup_from({"math-python": {"status": "failed"}})
+    assert decide(h07, crashed, {**statuses, "math-python": "failed"}).status == "inconclusive"
+
+
+def test_all_and_audit_rules():
+    h02 = load_hypotheses()["H02"]
+    statuses = {e.id: "succeeded" for e in h02.experiments}
+    defect = {"findings": [{"code": "CONTEXT_HIDDEN_FROM_ATTENTION", "count": 3}], "rollouts": 8}
+    table = {"audit-legacy": {"report": defect}, "math-python-legacy": {"series": curve(0.1, 0.1, seed=1)},
+             "math-python-current": {"series": curve(0.1, 0.6, seed=2)}}
+    v = decide(h02, lookup_from(table), statuses)
+    assert v.status == "validated"
+    audit = next(e for e in v.evidence if e.rule.startswith("audit(audit-legacy: CONTEXT"))
+    assert audit.holds is True and audit.numbers == {"count": 3, "rollouts": 8}
+
+    clean = {**table, "audit-legacy": {"report": {"findings": [], "rollouts": 8}}}
+    assert decide(h02, lookup_from(clean), statuses).status == "invalidated"
+
+    no_gain = {**table, "math-python-current": {"series": curve(0.1, 0.1, seed=5)}}
+    v = decide(h02, lookup_from(no_gain), statuses)  # defect present but the fix does not help
+    assert v.status == "inconclusive"
