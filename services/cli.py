@@ -84,6 +84,39 @@ def status(url: str = typer.Option("http://127.0.0.1:8080", envvar="HYPOLAB_URL"
 
 
 @app.command()
+def verdict(
+    metrics: Path = typer.Option(..., exists=True, dir_okay=False, help="MetricEvents, one JSON object per line"),
+    metric: str = typer.Option("reward", help="which metric to judge"),
+    min_effect: float = typer.Option(0.05, min=0.0, help="smallest improvement that matters"),
+    alpha: float = typer.Option(0.05, min=1e-6, max=0.5, help="error rate, valid under continuous monitoring"),
+    control: Optional[Path] = typer.Option(None, exists=True, dir_okay=False,
+                                           help="a control run's MetricEvents: decide whether METRICS beats it"),
+    groups: Optional[int] = typer.Option(None, min=1, help="independent prompt groups per step "
+                                         "(batch x processes x accumulation / generations)"),
+    as_json: bool = typer.Option(False, "--json", help="print the decision as JSON"),
+) -> None:
+    """Decide from a metric stream: improves, no_improvement or inconclusive (anytime-valid)."""
+    from .analysis.verdicts import decide_comparison, decide_improvement, read_metric_series
+
+    series, problems = read_metric_series(metrics, metric)
+    for problem in problems:
+        typer.echo(f"verdict: {problem}", err=True)
+    if control is not None:
+        control_series, control_problems = read_metric_series(control, metric)
+        for problem in control_problems:
+            typer.echo(f"verdict: {problem}", err=True)
+        result = decide_comparison(series, control_series, min_effect=min_effect, alpha=alpha, group_size=groups)
+    else:
+        result = decide_improvement(series, min_effect=min_effect, alpha=alpha, group_size=groups)
+    if as_json:
+        typer.echo(result.model_dump_json())
+        return
+    where = f"at step {result.decided_at_step}" if result.decided_at_step is not None else f"after {result.steps} steps"
+    effect = "n/a" if result.effect is None else f"{result.effect:+.4f} in [{result.interval[0]:+.4f}, {result.interval[1]:+.4f}]"
+    typer.echo(f"{metric}: {result.decision} {where}; effect {effect} (alpha {alpha}; {result.nan_skipped} NaN skipped)")
+
+
+@app.command()
 def preflight(as_json: bool = typer.Option(False, "--json", help="print the probe and plan as JSON")) -> None:
     """Check Docker, Compose v2, the NVIDIA runtime and `.env`; say what `make up` would start."""
     from .stack.preflight import decide, probe_host

@@ -148,6 +148,7 @@ class ExperimentRef(StrictModel):
     )
     kind: Literal["train", "audit"] | None = Field(None, description="default: the spec's kind")
     purpose: str = ""
+    early_stop: bool = Field(True, description="stop training once the hypothesis has its verdict")
 
 
 class ImprovesRule(StrictModel):

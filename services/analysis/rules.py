@@ -15,9 +15,7 @@ import time
 from typing import Any, Callable
 
 from ..contracts import FINISHED, Evidence, HypothesisSpec, StrictModel, Verdict
-from .plain_test import welch_greater, windows
-
-METHOD = "Welch's t, first vs last quarter of steps, one-sided 95%, evaluated once at the end of the run"
+from .verdicts import Decision, decide_comparison, decide_improvement
 
 
 class ExperimentEvidence(StrictModel):
@@ -28,60 +26,72 @@ class ExperimentEvidence(StrictModel):
     rehearsal: bool = False
     series: dict[str, list[tuple[int, float]]] = {}
     report: dict[str, Any] | None = None
+    groups: int | None = None  # independent prompt groups per step (batch x processes x accumulation / generations)
 
 
 Lookup = Callable[[str, str | None], ExperimentEvidence]  # (experiment name, metric) -> evidence
 
 
-def _not_ready(exp: ExperimentEvidence, rule: str) -> Evidence | None:
+def _not_ready(exp: ExperimentEvidence, rule: str, need_finished: bool) -> Evidence | None:
+    """Why a rule cannot look at this experiment yet, or None when it can.
+
+    Curves are judged while they grow (the sequential test stays valid under continuous
+    monitoring) and after a crash (what was logged before it is still evidence); audit
+    reports only exist once the audit succeeded.
+    """
     if exp.rehearsal:
         return Evidence(rule=rule, holds=None, detail=f"{exp.id} is a rehearsal run: not evidence")
-    if exp.status in ("failed", "cancelled", "stalled"):
-        return Evidence(rule=rule, holds=None, detail=f"{exp.id} {exp.status}: cannot judge")
-    if exp.status != "succeeded":
-        return Evidence(rule=rule, holds=None, detail=f"waiting for {exp.id} to finish ({exp.status})")
+    if need_finished and exp.status != "succeeded":
+        state = "cannot judge" if exp.status in ("failed", "cancelled", "stalled") else "waiting for it to finish"
+        return Evidence(rule=rule, holds=None, detail=f"{exp.id} {exp.status}: {state}")
+    if exp.status in ("pending", "queued"):
+        return Evidence(rule=rule, holds=None, detail=f"waiting for {exp.id} to start ({exp.status})")
     return None
+
+
+def _numbers(d: Decision) -> dict[str, Any]:
+    return {"decision": d.decision, "decided_at_step": d.decided_at_step, "effect": d.effect,
+            "interval": d.interval, "alpha": d.alpha, "steps": d.steps, "method": d.method}
+
+
+def _describe(d: Decision, metric: str) -> str:
+    if d.effect is None:
+        return f"{metric}: {d.steps} steps, not enough for the baseline yet"
+    at = f" at step {d.decided_at_step}" if d.decided_at_step is not None else f" after {d.steps} steps"
+    return (f"{metric} {d.decision}{at}: effect {d.effect:+.4f}, "
+            f"{1 - d.alpha:.0%} confidence sequence [{d.interval[0]:+.4f}, {d.interval[1]:+.4f}]")
 
 
 def _trend(rule_name: str, rule, exp: ExperimentEvidence) -> Evidence:
     label = f"{rule_name}({rule.experiment}, {rule.metric})"
-    waiting = _not_ready(exp, label)
+    waiting = _not_ready(exp, label, need_finished=False)
     if waiting:
         return waiting
-    early, late = windows(exp.series.get(rule.metric, []))
-    test = welch_greater(early, late, rule.min_effect)
-    if test.decision == "insufficient":
-        return Evidence(rule=label, holds=None, detail=f"{exp.id}: too few {rule.metric} values ({test.detail})")
-    outcome = {"greater": True, "not_greater": False}.get(test.decision)
-    holds = outcome if rule_name == "improves" else (None if outcome is None else not outcome)
-    return Evidence(rule=label, holds=holds, detail=f"{exp.id} {rule.metric}: {test.detail}",
-                    numbers={"effect": test.effect, "interval": test.interval, "n_early": test.n_a,
-                             "n_late": test.n_b, "min_effect": rule.min_effect, "method": METHOD})
+    d = decide_improvement(exp.series.get(rule.metric, []), min_effect=rule.min_effect, group_size=exp.groups)
+    holds = None if d.decision == "inconclusive" else (d.decision == "improves") == (rule_name == "improves")
+    return Evidence(rule=label, holds=holds, detail=f"{exp.id} {_describe(d, rule.metric)}", numbers=_numbers(d))
 
 
 def _compare(rule, lookup: Lookup) -> Evidence:
     label = f"compare({rule.treatment} {rule.direction} than {rule.control}, {rule.metric})"
     treat, ctrl = lookup(rule.treatment, rule.metric), lookup(rule.control, rule.metric)
     for exp in (treat, ctrl):
-        waiting = _not_ready(exp, label)
+        waiting = _not_ready(exp, label, need_finished=False)
         if waiting:
             return waiting
-    _, late_t = windows(treat.series.get(rule.metric, []))
-    _, late_c = windows(ctrl.series.get(rule.metric, []))
-    a, b = (late_c, late_t) if rule.direction == "better" else (late_t, late_c)
-    test = welch_greater(a, b, rule.min_effect)
-    if test.decision == "insufficient":
-        return Evidence(rule=label, holds=None, detail=f"too few {rule.metric} values ({test.detail})")
-    holds = {"greater": True, "not_greater": False}.get(test.decision)
-    return Evidence(rule=label, holds=holds, detail=f"late-training {rule.metric}, {rule.direction}: {test.detail}",
-                    numbers={"effect": test.effect, "interval": test.interval, "min_effect": rule.min_effect,
-                             "method": METHOD})
+    a, b = (treat, ctrl) if rule.direction == "better" else (ctrl, treat)
+    groups = min(g for g in (treat.groups, ctrl.groups, 10**9) if g) if (treat.groups or ctrl.groups) else None
+    d = decide_comparison(a.series.get(rule.metric, []), b.series.get(rule.metric, []),
+                          min_effect=rule.min_effect, group_size=groups)
+    holds = None if d.decision == "inconclusive" else d.decision == "improves"
+    return Evidence(rule=label, holds=holds, detail=f"{a.id} vs {b.id}, {_describe(d, rule.metric)}",
+                    numbers=_numbers(d))
 
 
 def _audit(rule, lookup: Lookup) -> Evidence:
     label = f"audit({rule.experiment}: {rule.check} {'present' if rule.present else 'absent'})"
     exp = lookup(rule.experiment, None)
-    waiting = _not_ready(exp, label)
+    waiting = _not_ready(exp, label, need_finished=True)
     if waiting:
         return waiting
     if not exp.report:

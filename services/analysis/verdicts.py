@@ -6,28 +6,40 @@ positives that repeated peeking at a fixed-horizon test produces.
 
 Method
 ------
-Rewards are bounded (a step's reward is the mean of 0/1 or bounded rewards over the
-batch), so we use the *predictable plug-in empirical-Bernstein confidence sequence*
-(PrPl-EB) of Waudby-Smith & Ramdas, "Estimating means of bounded random variables by
-betting", JRSS-B 86(1), 2024, Theorem 2: for values in [0, 1] it gives bounds that
-hold **simultaneously for every step** with probability ≥ 1 − α, for independent or
-martingale-dependent data with changing means (it then covers the λ-weighted average
-of the conditional means), and it adapts to the variance — so a step that is the mean of
-`group_size` samples gets intervals as narrow as its noise allows. The group size only
-sets the plug-in variance prior (1/(4·group_size)), which tunes the bets and never
-affects validity.
+Confidence *sequences* — intervals that hold at every step simultaneously, so a decision
+may be read after any step — built three ways, chosen by `variance=`:
+
+- `"empirical"` (default): the normal-mixture boundary with the running variance plugged
+  in, i.e. an *asymptotic confidence sequence* (Waudby-Smith, Arbour, Sinha, Kennedy &
+  Ramdas, "Time-uniform central limit theory and asymptotic confidence sequences",
+  Ann. Statist. 2024). It adapts to the real noise of a reward curve, which is what makes
+  `no_improvement` reachable within a few hundred steps; its guarantee is asymptotic.
+- `"hoeffding"` with `group_size`: exact. A step's reward is a mean over `group_size`
+  independent prompt groups, each in [0, 1], so it is sub-Gaussian with variance proxy
+  1/(4·group_size) (Hoeffding) and Robbins' normal mixture (Howard, Ramdas, McAuliffe &
+  Sekhon, Ann. Statist. 2021) bounds it at all times. Valid, but wider.
+- `"hoeffding"` without a group size: exact, predictable plug-in empirical-Bernstein
+  (PrPl-EB; Waudby-Smith & Ramdas, JRSS-B 2024) on values in [0, 1]; widest.
+
+The bench (`bench/verdicts.py`) measures the false-positive rate of the default under
+continuous monitoring on realistic flat curves; the unit tests check coverage of the
+exact ones.
 
 `improves` compares a *baseline* (the first `baseline_steps` steps, frozen) with the
 later steps. Learning curves bend and start late, so the later steps are covered by
 *segments* that start every `segment_steps` steps, each with its own confidence
-sequence; α is split by a union bound: α/2 for the baseline, (α/2)·6/(π²j²) for segment
-j (Σ = α/2). Hence P(ever claiming a false `improves`) ≤ α under continuous monitoring.
+sequence. Every interval is two-sided, but each claim uses one side of each: a false
+`improves` needs the baseline's upper bound (level α/2 per side... of a two-sided α
+interval) or some segment's lower bound (segment j at two-sided level α·6/(π²j²), Σ of
+one sides = α/2) to fail, so by a union bound P(ever claiming a false `improves`) ≤ α
+under continuous monitoring; the same holds for `no_improvement` with the other sides.
 
 - `improves` at step t: some segment's lower bound exceeds the baseline's upper bound,
   and the estimated gain is at least `min_effect` (practically relevant, not only > 0);
 - `no_improvement` at t: the gain over all post-baseline steps is confidently below
-  `min_effect` (upper bound < min_effect), after at least `min_steps_for_no` steps, and
-  the latest segment is not rising (its estimate < min_effect / 2);
+  `min_effect` (upper bound < min_effect), after at least `min_steps_for_no` steps
+  (default 100: GRPO curves often plateau before they take off, and a "no" is final),
+  and the latest segment is not rising (its estimate < min_effect / 2);
 - otherwise `inconclusive`. The first decision is final (`decided_at_step`).
 
 Autocorrelation: under a flat curve the step rewards are independent draws around a
@@ -47,8 +59,13 @@ from typing import Iterable, Literal
 
 from pydantic import BaseModel
 
-METHOD = ("PrPl-EB confidence sequences (Waudby-Smith & Ramdas 2024), baseline vs restarting "
-          "segments, union-bound alpha split; valid under continuous monitoring")
+METHODS = {
+    "empirical": "asymptotic confidence sequences (normal mixture, plug-in variance; Waudby-Smith et al. 2024)",
+    "hoeffding": "sub-Gaussian normal-mixture confidence sequences (Robbins 1970; Howard et al. 2021), exact",
+    "bernstein": "PrPl-EB empirical-Bernstein confidence sequences (Waudby-Smith & Ramdas 2024), exact",
+}
+DESIGN = "baseline vs restarting segments, union-bound alpha split, valid under continuous monitoring"
+METHOD = f"{METHODS['empirical']}; {DESIGN}"
 
 DecisionName = Literal["improves", "no_improvement", "inconclusive"]
 
@@ -166,8 +183,8 @@ class SequentialImprovement:
     """Feed one step at a time (`update`); read the decision whenever you like."""
 
     def __init__(self, min_effect: float = 0.05, alpha: float = 0.05, bounds: tuple[float, float] = (0.0, 1.0),
-                 group_size: int | None = None, baseline_steps: int = 20, segment_steps: int = 20,
-                 min_steps_for_no: int = 50, variance: str = "empirical"):
+                 group_size: int | None = None, baseline_steps: int = 20, segment_steps: int = 15,
+                 min_steps_for_no: int = 100, variance: str = "empirical"):
         if variance not in ("empirical", "hoeffding"):
             raise ValueError("variance is 'empirical' (asymptotic CS) or 'hoeffding' (exact, conservative)")
         self.variance = variance
@@ -177,7 +194,7 @@ class SequentialImprovement:
         self.alpha = alpha
         self.groups = group_size
         self.baseline_steps, self.segment_steps, self.min_steps_for_no = baseline_steps, segment_steps, min_steps_for_no
-        self.baseline = self._cs(alpha / 2, 0.5)
+        self.baseline = self._cs(alpha, 0.5)
         self.baseline_frozen: tuple[float, float] | None = None
         self.segments: list[ConfidenceSequence] = []
         self.n = 0
@@ -204,7 +221,7 @@ class SequentialImprovement:
             sigma2 = 0.25 / self.groups
         else:
             return self.baseline.bounds()
-        radius = math.sqrt(2 * sigma2 * math.log(2 / (self.alpha / 2)) / self.n)
+        radius = math.sqrt(2 * sigma2 * math.log(2 / self.alpha) / self.n)
         c = self.baseline.center
         return max(0.0, c - radius), min(1.0, c + radius)
 
@@ -228,7 +245,7 @@ class SequentialImprovement:
         post = self.n - self.baseline_steps  # 1-based index after the baseline
         if (post - 1) % self.segment_steps == 0:
             j = len(self.segments) + 1
-            self.segments.append(self._cs(_segment_alpha(self.alpha / 2, j), self.baseline.center))
+            self.segments.append(self._cs(_segment_alpha(self.alpha, j), self.baseline.center))
         for seg in self.segments:
             seg.update(x)
         decision = self.current(step)
@@ -241,10 +258,15 @@ class SequentialImprovement:
         s_lo, s_hi = seg.bounds()
         return (seg.center - self.baseline.center) * self.scale, ((s_lo - b_hi) * self.scale, (s_hi - b_lo) * self.scale)
 
+    @property
+    def method(self) -> str:
+        kind = "empirical" if self.variance == "empirical" else "hoeffding" if self.groups else "bernstein"
+        return f"{METHODS[kind]}; {DESIGN}"
+
     def current(self, step: int | None = None) -> Decision:
         if self.result is not None:
             return self.result
-        base = dict(alpha=self.alpha, steps=self.n, clipped=self.clipped)
+        base = dict(alpha=self.alpha, steps=self.n, clipped=self.clipped, method=self.method)
         if self.baseline_frozen is None or not self.segments:
             return Decision(decision="inconclusive", decided_at_step=None, effect=None, interval=None, **base)
         for seg in self.segments:
@@ -264,7 +286,9 @@ class SequentialComparison:
     """Treatment vs control, step-aligned differences; `improves` means the treatment beats the control."""
 
     def __init__(self, min_effect: float = 0.05, alpha: float = 0.05, bounds: tuple[float, float] = (0.0, 1.0),
-                 group_size: int | None = None, segment_steps: int = 20, min_steps_for_no: int = 50):
+                 group_size: int | None = None, segment_steps: int = 20, min_steps_for_no: int = 100,
+                 variance: str = "empirical"):
+        self.variance = variance
         self.scale = bounds[1] - bounds[0]
         self.bounds = bounds
         self.min_effect, self.alpha = min_effect, alpha
@@ -287,8 +311,13 @@ class SequentialComparison:
             j = len(self.segments) + 1
             a = _segment_alpha(self.alpha, j)
             # d = (t − c + 1)/2 in [0, 1]; a difference of two means of g groups: σ² = 2/(4g), /4 after rescaling
-            self.segments.append(NormalMixtureCS(a, sigma2=0.125 / self.groups, tight_at=self.segment_steps)
-                                 if self.groups else ConfidenceSequence(a))
+            proxy = 0.125 / self.groups if self.groups else 0.25
+            if self.variance == "empirical":
+                self.segments.append(NormalMixtureCS(a, sigma2=proxy, tight_at=self.segment_steps, empirical=True))
+            elif self.groups:
+                self.segments.append(NormalMixtureCS(a, sigma2=proxy, tight_at=self.segment_steps))
+            else:
+                self.segments.append(ConfidenceSequence(a))
         for seg in self.segments:
             seg.update(d)
         decision = self.current(step)
@@ -304,8 +333,10 @@ class SequentialComparison:
     def current(self, step: int | None = None) -> Decision:
         if self.result is not None:
             return self.result
+        kind = "empirical" if self.variance == "empirical" else "hoeffding" if self.groups else "bernstein"
         base = dict(alpha=self.alpha, steps=self.n, clipped=self.clipped,
-                    method=METHOD.replace("baseline vs restarting segments", "paired step differences, restarting segments"))
+                    method=f"{METHODS[kind]}; " + DESIGN.replace("baseline vs restarting segments",
+                                                                  "paired step differences, restarting segments"))
         if not self.segments:
             return Decision(decision="inconclusive", decided_at_step=None, effect=None, interval=None, **base)
         for seg in self.segments:
@@ -361,3 +392,28 @@ def decide_comparison(treatment: Iterable[tuple[int, float]], control: Iterable[
             if decision.decision != "inconclusive":
                 break
     return decision.model_copy(update={"nan_skipped": t_skipped + c_skipped, "steps": paired})
+
+
+def read_metric_series(path, metric: str) -> tuple[list[tuple[int, float]], list[str]]:
+    """(step, value) pairs of one metric from a MetricEvents JSONL file, and the problems seen.
+
+    A malformed line is reported with its number and skipped; NaN values are kept here
+    (JSON `NaN`) so that `clean_series` can count them; the last value of a step wins.
+    """
+    import json
+    from pathlib import Path
+
+    points: list[tuple[int, float]] = []
+    problems: list[str] = []
+    for lineno, line in enumerate(Path(path).read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            event = json.loads(line)
+            value = event["metrics"].get(metric)
+            if value is None:
+                continue
+            points.append((int(event["step"]), float(value)))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            problems.append(f"{path}:{lineno}: skipped ({type(exc).__name__}: {exc})")
+    return points, problems

@@ -29,6 +29,13 @@ class PlannedExperiment(StrictModel):
     diff: list[FieldDiff] = []
     undeclared: list[str] = []  # differing fields nobody declared: the run is refused
     purpose: str = ""
+    early_stop: bool = True
+
+    @property
+    def groups(self) -> int:
+        """Independent prompt groups per optimizer step: the unit the verdict's noise model counts."""
+        t = self.spec.training
+        return max(1, t.batch_size * t.num_processes * t.gradient_accumulation_steps // t.num_generations)
 
     @property
     def controlled(self) -> bool:
@@ -88,7 +95,7 @@ def plan_hypothesis(
                                             control_spec=control_ref.spec if control_ref else None)
         exp = PlannedExperiment(
             id=f"{hyp.id}.{ref.id}", hypothesis_id=hyp.id, name=ref.id, kind=spec.kind, spec=spec,
-            declared=sorted(declared), purpose=ref.purpose,
+            declared=sorted(declared), purpose=ref.purpose, early_stop=ref.early_stop,
         )
         if control_ref is not None:
             control_spec, _ = resolve_experiment(owner_hyp, cid, experiments_dir)

@@ -34,6 +34,7 @@ from .store import Store
 log = logging.getLogger("hypolab.coordinator")
 
 METRIC_LINE = "HYPOLAB_METRIC "
+EARLY_STOP = "stopped early"
 LOG_TAIL_LINES = 40
 
 
@@ -187,6 +188,8 @@ class Lab:
         stored = self.store.add_metrics(eid, [(e.step, e.time, e.metrics) for e in events])
         if any(e.rehearsal for e in events) and not exp["rehearsal"]:
             self.store.update_experiment(eid, rehearsal=1)
+        with self._lock:  # judge after every batch: the sequential test allows it
+            self._judge(only=exp["hypothesis_id"])
         return stored
 
     def store_report(self, eid: str, report: dict[str, Any]) -> None:
@@ -213,7 +216,7 @@ class Lab:
             self._read_metric_lines(eid)
             fields: dict[str, Any] = {"exit_code": code, "finished_at": time.time(),
                                       "log_tail": tail(self.log_path(eid))}
-            if code == 0:
+            if code == 0 or exp["reason"].startswith(EARLY_STOP):
                 fields["status"] = "succeeded"
                 if exp["kind"] == "audit":
                     fields["report"] = self._read_report(eid)
@@ -263,8 +266,9 @@ class Lab:
         if row is None:
             return ExperimentEvidence(id=eid, status="pending")
         series = {metric: self.store.series(eid, metric)} if metric else {}
+        planned = self.planned(eid)
         return ExperimentEvidence(id=eid, status=row["status"], rehearsal=bool(row["rehearsal"]),
-                                  series=series, report=row["report"])
+                                  series=series, report=row["report"], groups=planned.groups if planned else None)
 
     def verdict_of(self, hid: str) -> Verdict:
         hyp = self.hypotheses[hid]
@@ -272,9 +276,9 @@ class Lab:
         statuses = {p.name: (self.store.experiment(p.id) or {"status": "pending"})["status"] for p in self.plans[hid]}
         return decide(hyp, lookup, statuses)
 
-    def _judge(self) -> None:
+    def _judge(self, only: str | None = None) -> None:
         for hid, row in self.store.hypotheses().items():
-            if row["status"] != "testing":
+            if row["status"] != "testing" or (only and hid != only):
                 continue
             verdict = self.verdict_of(hid)
             if verdict.status == "testing":
@@ -286,6 +290,19 @@ class Lab:
             for target in queued:
                 if self.store.hypothesis(target)["status"] == "untested":
                     self.store.set_hypothesis(target, "untested", queued=True)
+            self._stop_early(hid, verdict)
+
+    def _stop_early(self, hid: str, verdict: Verdict) -> None:
+        """The question is answered: stop this hypothesis's trainings that allow it, gracefully."""
+        steps = [e.numbers.get("decided_at_step") for e in verdict.evidence if e.numbers.get("decided_at_step") is not None]
+        note = f"{EARLY_STOP}: {hid} {verdict.status}" + (f" at step {max(steps)}" if steps else "")
+        for p in self.plans[hid]:
+            row = self.store.experiment(p.id)
+            if p.kind != "train" or not p.early_stop or row is None or row["status"] != "running" or not row["handle"]:
+                continue
+            self.store.update_experiment(p.id, reason=note)
+            # SIGTERM first (the trainer saves a checkpoint when it can), then the reaper records the exit
+            threading.Thread(target=self.runner.stop, args=(row["handle"], 120.0), daemon=True).start()
 
     def _activate(self) -> None:
         rows = self.store.hypotheses()

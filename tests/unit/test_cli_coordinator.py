@@ -43,6 +43,8 @@ def test_run_follows_to_a_verdict_and_status_prints_the_board(make_coordinator):
     board = hypolab("status", "--url", live.url)
     assert board.returncode == 0 and "H06.gsm8k" in board.stdout and "validated" in board.stdout
     logs = live.client.get("/api/experiments/H06.gsm8k/logs")
-    assert logs.status_code == 200 and "fake trainer: done" in logs.text
+    assert logs.status_code == 200 and "fake trainer: H06.gsm8k env=gsm8k" in logs.text
+    exp = live.client.get("/api/experiments/H06.gsm8k").json()  # the verdict stopped it early
+    assert exp["status"] == "succeeded" and exp["reason"].startswith("stopped early: H06 validated at step")
     bad = hypolab("run", "H06", "--url", live.url, "--token", "wrong")
     assert bad.returncode == 2 and "401" in bad.stdout

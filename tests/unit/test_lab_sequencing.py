@@ -43,7 +43,7 @@ def test_h06_then_h07_then_next(make_coordinator):
     h06, h07 = live.hypothesis("H06"), live.hypothesis("H07")
     assert h06["status"] == "validated", h06["verdict"]
     ev = next(e for e in h06["verdict"]["evidence"] if e["rule"].startswith("improves"))
-    assert ev["holds"] is True and ev["numbers"]["effect"] > 0.3 and ev["numbers"]["interval"][0] > 0
+    assert ev["holds"] is True and ev["numbers"]["effect"] > 0.05 and ev["numbers"]["interval"][0] > 0
     assert h07["status"] == "validated"  # math-python stayed flat: multi-step fails in general
     assert h07["verdict"]["queued_next"] == ["H02"]
 
@@ -55,10 +55,13 @@ def test_h06_then_h07_then_next(make_coordinator):
         {"path": "env", "control": "gsm8k", "treatment": "math-python"},
         {"path": "env_args", "control": {"use_think": False}, "treatment": {"max_turns": 5}},
     ]
-    # both ingestion paths: even steps over HTTP, odd steps from the log
+    # both ingestion paths: even steps over HTTP, odd steps from the log; stopped early once decided
     steps = sorted({m["step"] for m in live.client.get("/api/experiments/H07.math-python/metrics",
                                                         params={"name": "reward"}).json()})
-    assert steps == list(range(40))
+    decided_at = next(e for e in h07["verdict"]["evidence"] if e["rule"].startswith("no_improvement"))
+    assert decided_at["numbers"]["decided_at_step"] >= 99  # "no" needs 100 steps (verdicts.py)
+    assert steps[:100] == list(range(100)) and len(steps) < 150
+    assert exps["H07.math-python"]["reason"].startswith("stopped early: H07 validated at step")
     assert exps["H07.audit-math-python"]["report"]["findings"][0]["code"] == "CONTEXT_HIDDEN_FROM_ATTENTION"
 
     # the verdict queued H02 (not H04/H05), which then runs and is decided too
@@ -141,6 +144,7 @@ def test_cancel_and_retry(make_coordinator, monkeypatch):
     retried = live.client.post("/api/experiments/H06.gsm8k/retry").json()
     assert retried["status"] == "queued"
     live.wait(lambda: decided(live, "H06"), what="H06 verdict after retry")
+    live.wait(lambda: live.client.get("/api/experiments/H06.gsm8k").json()["status"] != "running", what="stop")
     exp = live.client.get("/api/experiments/H06.gsm8k").json()
     assert exp["status"] == "succeeded" and exp["attempts"] == 2
     assert live.hypothesis("H06")["status"] == "validated"
