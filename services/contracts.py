@@ -122,6 +122,7 @@ class HealthReport(StrictModel):
     runner: Literal["local", "docker"]
     db: ComponentHealth
     vllm: ComponentHealth
+    queue: ComponentHealth = ComponentHealth(ok=True, detail="")
 
 
 # --- Hypotheses (configs/hypotheses/*.yaml) -------------------------------------------
@@ -149,6 +150,8 @@ class ExperimentRef(StrictModel):
     kind: Literal["train", "audit"] | None = Field(None, description="default: the spec's kind")
     purpose: str = ""
     early_stop: bool = Field(True, description="stop training once the hypothesis has its verdict")
+    retries: int = Field(0, ge=0, le=10, description="automatic retries after a crash or a stall")
+    stall_timeout_s: float = Field(1800, gt=0, description="no metric for this long: stalled (NCCL hangs)")
 
 
 class ImprovesRule(StrictModel):

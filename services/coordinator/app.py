@@ -108,7 +108,7 @@ def build_runner(settings: CoordinatorSettings) -> Runner:
 
         config = load_compose_config(ROOT, settings.compose_files, settings.compose_project)
         return DockerRunner(config, settings.compose_project)
-    return LocalRunner(settings.data_dir, settings.trainer_gpus)
+    return LocalRunner(settings.data_dir, settings.trainer_gpus, outputs=settings.data_dir / "outputs")
 
 
 async def probe_vllm(url: str | None, timeout_s: float) -> ComponentHealth:
@@ -220,8 +220,10 @@ def create_app(settings: CoordinatorSettings | None = None, runner: Runner | Non
         if not ok:
             response.status_code = 503
         vllm = await probe_vllm(settings.vllm_url, settings.vllm_timeout_s)
+        paused = request.app.state.lab.queue_paused
+        queue = ComponentHealth(ok=not paused, detail=paused or "running")
         return HealthReport(status="ok" if ok else "degraded", version=__version__, runner=settings.runner,
-                            db=ComponentHealth(ok=ok, detail=detail), vllm=vllm)
+                            db=ComponentHealth(ok=ok, detail=detail), vllm=vllm, queue=queue)
 
     @app.get("/api/hypotheses", tags=["hypotheses"], dependencies=[Depends(reader)])
     def list_hypotheses(request: Request) -> list[dict[str, Any]]:

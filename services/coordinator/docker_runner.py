@@ -72,6 +72,11 @@ class DockerRunner(Runner):
         return [str(i) for d in devices for i in (d.get("device_ids") or [])]
 
     def image_for(self, role: str, stack: str) -> str:
+        """compose's image for the service, tagged for the stack; never anything else."""
+        from ..contracts import STACKS
+
+        if stack not in STACKS:
+            raise ValueError(f"unknown stack {stack!r}")
         image = self.service(role)["image"]
         repo, _, _tag = image.rpartition(":")
         return f"{repo}:{stack}" if repo else image
@@ -161,13 +166,13 @@ class DockerRunner(Runner):
         self.client.networks.create(name, driver="bridge", labels={
             "com.docker.compose.project": self.project, "com.docker.compose.network": key})
 
-    def _follow_logs(self, container_id: str, log_path: Path) -> None:
+    def _follow_logs(self, container_id: str, log_path: Path, rewrite: bool = False) -> None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
 
         def pump() -> None:
             try:
                 container = self.client.containers.get(container_id)
-                with open(log_path, "ab") as log:
+                with open(log_path, "wb" if rewrite else "ab") as log:
                     for chunk in container.logs(stream=True, follow=True):
                         log.write(chunk)
                         log.flush()
@@ -202,6 +207,6 @@ class DockerRunner(Runner):
         return {c.labels[LABEL_EXPERIMENT]: c.id for c in found if LABEL_EXPERIMENT in c.labels}
 
     def attach_logs(self, handle: str, log_path: Path) -> None:
-        """Resume following a container found by its labels after a coordinator restart."""
+        """Follow a container found again after a restart: its whole log, rewritten, then live."""
         if handle not in self._log_threads:
-            self._follow_logs(handle, log_path)
+            self._follow_logs(handle, log_path, rewrite=True)

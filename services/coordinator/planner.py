@@ -30,6 +30,8 @@ class PlannedExperiment(StrictModel):
     undeclared: list[str] = []  # differing fields nobody declared: the run is refused
     purpose: str = ""
     early_stop: bool = True
+    retries: int = 0
+    stall_timeout_s: float = 1800
 
     @property
     def groups(self) -> int:
@@ -95,7 +97,8 @@ def plan_hypothesis(
                                             control_spec=control_ref.spec if control_ref else None)
         exp = PlannedExperiment(
             id=f"{hyp.id}.{ref.id}", hypothesis_id=hyp.id, name=ref.id, kind=spec.kind, spec=spec,
-            declared=sorted(declared), purpose=ref.purpose, early_stop=ref.early_stop,
+            declared=sorted(declared), purpose=ref.purpose, early_stop=ref.early_stop, retries=ref.retries,
+            stall_timeout_s=ref.stall_timeout_s,
         )
         if control_ref is not None:
             control_spec, _ = resolve_experiment(owner_hyp, cid, experiments_dir)

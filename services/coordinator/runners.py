@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -68,19 +69,28 @@ class Runner(ABC):
         """experiment id -> handle of workloads still running (re-attach after a restart)."""
         return {}
 
+    def attach_logs(self, handle: str, log_path: Path) -> None:
+        """Resume collecting a running workload's output after a coordinator restart."""
+
     def trainer_gpus(self) -> list[int]:
         return []
 
 
 class LocalRunner(Runner):
-    """Subprocesses with their own process group, output appended to the log file."""
+    """Subprocesses in their own session, each under `supervise` (exit code to a file).
+
+    Workloads outlive the coordinator: after a restart, `live()` finds them again from the
+    pid files beside their logs, and `poll()` reads their exit code from the exit file.
+    """
 
     name = "local"
 
-    def __init__(self, workdir: Path, trainer_gpus: list[int] | None = None):
+    def __init__(self, workdir: Path, trainer_gpus: list[int] | None = None, outputs: Path | None = None):
         self.workdir = workdir
+        self.outputs = outputs or workdir / "outputs"
         self._gpus = trainer_gpus or []
         self._procs: dict[str, subprocess.Popen] = {}
+        self._files: dict[str, Path] = {}
 
     def trainer_gpus(self) -> list[int]:
         return list(self._gpus)
@@ -89,26 +99,47 @@ class LocalRunner(Runner):
         return WorkloadDescription(runner=self.name, image=None, gpus=launch.gpus, command=launch.command)
 
     def start(self, launch: Launch) -> str:
-        launch.log_path.parent.mkdir(parents=True, exist_ok=True)
+        folder = launch.log_path.parent
+        folder.mkdir(parents=True, exist_ok=True)
+        exit_file = folder / "exit_code"
+        exit_file.unlink(missing_ok=True)
         env = {**os.environ, **launch.env, "PYTHONUNBUFFERED": "1"}
         if launch.gpus:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in launch.gpus)
+        cmd = [sys.executable, "-m", "hypolab.coordinator.supervise", str(exit_file), "--", *launch.command]
         with open(launch.log_path, "ab") as log:
-            proc = subprocess.Popen(launch.command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     cwd=self.workdir, env=env, start_new_session=True)
-        self._procs[str(proc.pid)] = proc
-        return str(proc.pid)
+        handle = str(proc.pid)
+        (folder / "pid").write_text(f"{handle} {launch.experiment_id}")
+        self._procs[handle] = proc
+        self._files[handle] = exit_file
+        return handle
+
+    def _exit_file(self, handle: str) -> Path | None:
+        if handle in self._files:
+            return self._files[handle]
+        for pid_file in self.outputs.glob("*/pid"):
+            if pid_file.read_text().split()[0] == handle:
+                return pid_file.with_name("exit_code")
+        return None
 
     def poll(self, handle: str) -> int | None:
+        exit_file = self._exit_file(handle)
+        if exit_file is not None and exit_file.exists():
+            proc = self._procs.pop(handle, None)
+            if proc is not None:
+                proc.wait(timeout=10)
+            return int(exit_file.read_text().strip() or -1)
         proc = self._procs.get(handle)
         if proc is not None:
-            return proc.poll()
-        # not our child (the coordinator restarted): alive or gone, exit code unknown
+            code = proc.poll()
+            return None if code is None else code  # the wrapper itself died: report how
         try:
             os.kill(int(handle), 0)
             return None
         except (ProcessLookupError, ValueError):
-            return -1
+            return -1  # gone without an exit file: killed hard, exit code unknown
         except PermissionError:
             return None
 
@@ -129,3 +160,17 @@ class LocalRunner(Runner):
         proc = self._procs.get(handle)
         if proc is not None:
             proc.wait(timeout=10)
+
+    def live(self) -> dict[str, str]:
+        found = {}
+        for pid_file in self.outputs.glob("*/pid"):
+            parts = pid_file.read_text().split()
+            if len(parts) == 2 and not pid_file.with_name("exit_code").exists():
+                try:
+                    os.kill(int(parts[0]), 0)
+                except (ProcessLookupError, ValueError):
+                    continue
+                except PermissionError:
+                    pass
+                found[parts[1]] = parts[0]
+        return found

@@ -100,12 +100,40 @@ class Lab:
         }
         self._lock = threading.RLock()
         self._log_offsets: dict[str, int] = {}
-        self.vllm_state: dict[str, Any] = {"handle": None, "key": None, "needs_restart": False, "detail": ""}
+        saved = store.get_meta("vllm_state") or {}
+        self.vllm_state: dict[str, Any] = {"handle": saved.get("handle"), "key": saved.get("key"),
+                                           "needs_restart": bool(saved.get("needs_restart")), "detail": "",
+                                           "healthy": None}
+        self.queue_paused: str = ""  # why trainings wait, shown by /api/health
+        self._dirty: set[str] = set()  # hypotheses with new metrics, judged on the next tick
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         for hid in hypotheses:
             if store.hypothesis(hid) is None:
                 store.set_hypothesis(hid, "untested", queued=False)
+        self.recover()
+
+    def _save_vllm(self) -> None:
+        keep = {k: self.vllm_state[k] for k in ("handle", "key", "needs_restart")}
+        self.store.set_meta("vllm_state", keep)
+
+    def recover(self) -> None:
+        """After a restart: re-attach to workloads still running, adopt ones started just before a crash.
+
+        Nothing is launched twice: an experiment still `queued` whose workload exists (the
+        coordinator died between starting it and recording that) is adopted, not restarted.
+        Workloads that ended meanwhile are reaped by the next tick from their exit codes.
+        """
+        live = self.runner.live()
+        for exp in self.store.experiments(status="running"):
+            if exp["handle"] and self.runner.poll(exp["handle"]) is None:
+                self.runner.attach_logs(exp["handle"], self.log_path(exp["id"]))
+        for exp in self.store.experiments(status="queued"):
+            handle = live.get(exp["id"])
+            if handle:
+                self.store.update_experiment(exp["id"], status="running", handle=handle, started_at=time.time(),
+                                             attempts=exp["attempts"] + 1, reason="adopted after a restart")
+                self.runner.attach_logs(handle, self.log_path(exp["id"]))
 
     # -- paths ---------------------------------------------------------------------------
 
@@ -188,8 +216,7 @@ class Lab:
         stored = self.store.add_metrics(eid, [(e.step, e.time, e.metrics) for e in events])
         if any(e.rehearsal for e in events) and not exp["rehearsal"]:
             self.store.update_experiment(eid, rehearsal=1)
-        with self._lock:  # judge after every batch: the sequential test allows it
-            self._judge(only=exp["hypothesis_id"])
+        self._dirty.add(exp["hypothesis_id"])  # judged after this batch, on the next tick
         return stored
 
     def store_report(self, eid: str, report: dict[str, Any]) -> None:
@@ -202,6 +229,7 @@ class Lab:
     def tick(self) -> None:
         with self._lock:
             self._reap()
+            self._find_stalls()
             self._judge()
             self._activate()
             self._launch()
@@ -222,10 +250,40 @@ class Lab:
                     fields["report"] = self._read_report(eid)
             else:
                 fields["status"] = "failed"
-                fields["reason"] = f"exit code {code}"
+                fields["reason"] = f"exit code {code}" if code >= 0 else "ended without an exit code (killed hard)"
                 if exp["kind"] == "train":  # vLLM's weight-sync communicator initialises once
                     self.vllm_state["needs_restart"] = True
+                    self._save_vllm()
             self.store.update_experiment(eid, **fields)
+            if fields["status"] == "failed":
+                self._maybe_retry(eid, fields["reason"])
+
+    def _maybe_retry(self, eid: str, why: str) -> None:
+        """The experiment's retry policy: requeue it while attempts remain."""
+        planned, row = self.planned(eid), self.store.experiment(eid)
+        if planned is None or row["attempts"] > planned.retries:
+            return
+        self.store.update_experiment(eid, status="queued", handle=None, queued_at=time.time(),
+                                     reason=f"retry {row['attempts']}/{planned.retries} after: {why}")
+
+    def _find_stalls(self) -> None:
+        """A training silent for longer than its stall timeout (NCCL weight sync hangs quietly)."""
+        now = time.time()
+        for exp in self.store.experiments(status="running"):
+            planned = self.planned(exp["id"])
+            if exp["kind"] != "train" or planned is None or exp["reason"].startswith(EARLY_STOP):
+                continue
+            last = max(filter(None, (exp["last_metric_at"], exp["started_at"])), default=now)
+            if now - last <= planned.stall_timeout_s:
+                continue
+            why = f"no metrics for {now - last:.0f}s (stall timeout {planned.stall_timeout_s:.0f}s)"
+            self.store.update_experiment(exp["id"], status="stalled", reason=why, finished_at=now,
+                                         log_tail=tail(self.log_path(exp["id"])))
+            if exp["handle"]:
+                threading.Thread(target=self.runner.stop, args=(exp["handle"], 10.0), daemon=True).start()
+            self.vllm_state["needs_restart"] = True  # a hung weight sync leaves vLLM's group broken too
+            self._save_vllm()
+            self._maybe_retry(exp["id"], why)
 
     def _read_report(self, eid: str) -> dict[str, Any] | None:
         path = self.output_dir(eid) / "audit.json"
@@ -276,9 +334,10 @@ class Lab:
         statuses = {p.name: (self.store.experiment(p.id) or {"status": "pending"})["status"] for p in self.plans[hid]}
         return decide(hyp, lookup, statuses)
 
-    def _judge(self, only: str | None = None) -> None:
+    def _judge(self) -> None:
+        self._dirty.clear()
         for hid, row in self.store.hypotheses().items():
-            if row["status"] != "testing" or (only and hid != only):
+            if row["status"] != "testing":
                 continue
             verdict = self.verdict_of(hid)
             if verdict.status == "testing":
@@ -343,8 +402,14 @@ class Lab:
             self._start(exp, "audit")
         if not any(e["kind"] == "train" for e in running):
             queue = self._queue_order("train")
-            if queue and self._ensure_vllm(queue[0]):
-                self._start(queue[0], "trainer")
+            if queue:
+                if self._ensure_vllm(queue[0]):
+                    self.queue_paused = ""
+                    self._start(queue[0], "trainer")
+                else:
+                    self.queue_paused = f"training waits for vLLM: {self.vllm_state['detail']}"
+            else:
+                self.queue_paused = ""
 
     # -- launching -----------------------------------------------------------------------
 
@@ -383,7 +448,7 @@ class Lab:
             self.vllm_state["detail"] = "no vLLM managed by this coordinator (rehearsal: scripted policy)"
             return True
         cfg = exp["config"]
-        key = (cfg["model"], cfg["stack"], json.dumps(cfg["vllm"], sort_keys=True))
+        key = [cfg["model"], cfg["stack"], json.dumps(cfg["vllm"], sort_keys=True)]
         state = self.vllm_state
         if state["key"] != key or state["needs_restart"] or (
                 state["handle"] and self.runner.poll(state["handle"]) is not None):
@@ -391,8 +456,9 @@ class Lab:
                 self.runner.stop(state["handle"], grace_s=30)
             launch = Launch(experiment_id=f"vllm.{cfg['stack']}", role="vllm", command=self._fill(self.vllm_command, exp),
                             stack=cfg["stack"], log_path=self.data_dir / "outputs" / "vllm" / "coordinator.log")
-            state.update(handle=self.runner.start(launch), key=key, needs_restart=False,
-                         detail=f"starting {cfg['model']} ({cfg['stack']})")
+            state.update(handle=self.runner.start(launch), key=list(key), needs_restart=False,
+                         detail=f"starting {cfg['model']} ({cfg['stack']})", healthy=False)
+            self._save_vllm()
             self.store.emit("vllm", {"status": "starting", "model": cfg["model"], "stack": cfg["stack"]})
             return False
         if not self.vllm_url:
@@ -401,7 +467,10 @@ class Lab:
             ok = httpx.get(self.vllm_url.rstrip("/") + "/health", timeout=2).status_code == 200
         except httpx.HTTPError:
             ok = False
-        state["detail"] = f"{cfg['model']} ({cfg['stack']}) {'healthy' if ok else 'not healthy yet'}"
+        if ok != state.get("healthy"):
+            self.store.emit("vllm", {"status": "healthy" if ok else "unhealthy", "model": cfg["model"]})
+        state["healthy"] = ok
+        state["detail"] = f"{cfg['model']} ({cfg['stack']}) {'healthy' if ok else 'not healthy'}"
         return ok
 
     # -- background loop -----------------------------------------------------------------

@@ -54,6 +54,7 @@ CREATE TABLE IF NOT EXISTS experiments (
     attempts      INTEGER NOT NULL DEFAULT 0,
     rehearsal     INTEGER NOT NULL DEFAULT 0,
     report        TEXT,
+    last_metric_at REAL,
     created_at    REAL NOT NULL,
     queued_at     REAL,
     started_at    REAL,
@@ -100,6 +101,9 @@ class Store:
         self._conn.execute("PRAGMA busy_timeout=5000")
         with self._lock:
             self._conn.executescript(_SCHEMA)
+            columns = {r["name"] for r in self._conn.execute("PRAGMA table_info(experiments)").fetchall()}
+            if "last_metric_at" not in columns:  # a database from schema v2 before this column
+                self._conn.execute("ALTER TABLE experiments ADD COLUMN last_metric_at REAL")
             self._conn.execute(
                 "INSERT INTO meta(key, value) VALUES ('schema_version', ?) "
                 "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
@@ -134,8 +138,16 @@ class Store:
         with self._lock:
             return self._conn.execute(sql, tuple(args))
 
+    def get_meta(self, key: str) -> Any:
+        rows = self._query("SELECT value FROM meta WHERE key = ?", (key,))
+        return json.loads(rows[0]["value"]) if rows else None
+
+    def set_meta(self, key: str, value: Any) -> None:
+        self._exec("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                   (key, json.dumps(value)))
+
     def schema_version(self) -> int:
-        return int(self._query("SELECT value FROM meta WHERE key='schema_version'")[0]["value"])
+        return int(self.get_meta("schema_version"))
 
     def ping(self) -> tuple[bool, str]:
         """Can we read and write? Returns (ok, detail) for the health endpoint."""
@@ -245,6 +257,7 @@ class Store:
                 rows,
             )
             last = max(step for step, _, _ in events)
+            self._conn.execute("UPDATE experiments SET last_metric_at = ? WHERE id = ?", (time.time(), experiment_id))
             self._conn.execute("INSERT INTO events(time, type, payload) VALUES (?, ?, ?)",
                                (time.time(), "metrics", json.dumps({"id": experiment_id, "last_step": last,
                                                                     "count": len(events)})))
