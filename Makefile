@@ -28,7 +28,7 @@ LOCAL_BASE_IMAGE ?= hypolab/base:bookworm
 # Defaults to the one pip on this host is told to trust, if any.
 CA_BUNDLE ?= $(PIP_CERT)
 
-.PHONY: help install ca-certs up down logs status preflight images images-coordinator base-image test clean
+.PHONY: help install ca-certs bench up down logs status preflight images images-coordinator base-image test clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-20s %s\n", $$1, $$2}'
@@ -77,6 +77,10 @@ base-image: ## build hypolab/base:bookworm from Debian's packages (no image regi
 
 test: $(HYPOLAB) ca-certs ## run the whole test suite (integration tests need Docker; CI provides it)
 	$(PYTEST) -ra
+
+bench: $(HYPOLAB) ## run the benchmarks (verdict engine, coordinator load)
+	$(VENV)/bin/python bench/verdicts.py
+	$(VENV)/bin/python bench/coordinator_load.py
 
 clean: ## remove the venv and caches (not the Docker volumes)
 	rm -rf $(VENV) .pytest_cache *.egg-info

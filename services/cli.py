@@ -32,6 +32,8 @@ def coordinator(
     token: Optional[str] = typer.Option(None, envvar="HYPOLAB_TOKEN", show_default=False,
                                         help="API token (generated and saved beside the db when unset)"),
     project: str = typer.Option("hypolab", envvar="COMPOSE_PROJECT_NAME", help="Compose project (docker runner)"),
+    private_reads: bool = typer.Option(False, envvar="HYPOLAB_PRIVATE_READS",
+                                       help="require the token on read endpoints too"),
 ) -> None:
     """Run the coordinator (FastAPI) on HOST:PORT; OpenAPI docs at /docs."""
     import uvicorn
@@ -43,7 +45,7 @@ def coordinator(
     shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
     settings = CoordinatorSettings(
         db_path=db, data_dir=data_dir, runner=runner, vllm_url=vllm_url, token=token or None,
-        coordinator_url=public_url or f"http://{shown}:{port}", compose_project=project,
+        coordinator_url=public_url or f"http://{shown}:{port}", compose_project=project, private_reads=private_reads,
     )
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
 

@@ -7,6 +7,8 @@ metric reports — speaks these pydantic models. Unknown keys are errors everywh
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -129,6 +131,7 @@ class HealthReport(StrictModel):
 
 IDENT = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 METRIC_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_./:-]{0,127}$"
+_METRIC_NAME_RE = re.compile(METRIC_NAME)
 
 
 class ExperimentRef(StrictModel):
@@ -262,11 +265,8 @@ class MetricEvent(StrictModel):
 
     @model_validator(mode="after")
     def _names_and_values(self) -> "MetricEvent":
-        import math
-        import re
-
         for name, value in self.metrics.items():
-            if not re.match(METRIC_NAME, name):
+            if not _METRIC_NAME_RE.match(name):
                 raise ValueError(f"metric name {name!r} is not allowed (letters, digits, _ . / : -)")
             if not math.isfinite(value):
                 raise ValueError(f"metric {name!r} is {value}: only finite numbers are stored")

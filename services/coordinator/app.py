@@ -32,6 +32,9 @@ from .store import Store
 from ..paths import ROOT
 
 
+MAX_SEQ = 2**62  # SQLite integers are 64-bit: larger query values are refused, not overflowed
+
+
 class CoordinatorSettings(BaseModel):
     """How one coordinator process runs (CLI flags and the environment fill these in)."""
 
@@ -54,6 +57,18 @@ class CoordinatorSettings(BaseModel):
     tick_interval_s: float = 0.5
     max_body_bytes: int = 1_000_000
     private_reads: bool = False
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx answer: what is wrong and what to fix."""
+
+    detail: str
+
+
+ERRORS = {code: {"model": ErrorBody, "description": text, "content": {"application/json": {}}} for code, text in (
+    (400, "malformed body (not JSON)"), (401, "missing or wrong token"), (404, "unknown hypothesis or experiment"),
+    (409, "not possible in the experiment's current state"), (413, "body too large"),
+    (422, "invalid request: the detail says which field and why"))}
 
 
 class RunRequest(BaseModel):
@@ -168,15 +183,29 @@ def create_app(settings: CoordinatorSettings | None = None, runner: Runner | Non
         version=__version__,
         description="Sequences hypotheses and experiments, ingests metrics, renders verdicts.",
         lifespan=lifespan,
+        responses=ERRORS,
     )
     app.state.settings = settings
 
+    too_big = {"detail": f"body over {settings.max_body_bytes} bytes; send smaller batches"}
+
     @app.middleware("http")
     async def limit_body(request: Request, call_next):
+        """Refuse oversized bodies before reading them: by Content-Length, or while streaming."""
         length = request.headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > settings.max_body_bytes):
-            return JSONResponse({"detail": f"body over {settings.max_body_bytes} bytes; send smaller batches"},
-                                status_code=413)
+            return JSONResponse(too_big, status_code=413)
+        if length is None and request.method in ("POST", "PUT", "PATCH"):
+            body = b""
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > settings.max_body_bytes:
+                    return JSONResponse(too_big, status_code=413)
+
+            async def replay():
+                return {"type": "http.request", "body": body, "more_body": False}
+
+            request = Request(request.scope, replay)
         return await call_next(request)
 
     def check_token(authorization: str | None) -> None:
@@ -226,12 +255,12 @@ def create_app(settings: CoordinatorSettings | None = None, runner: Runner | Non
                             db=ComponentHealth(ok=ok, detail=detail), vllm=vllm, queue=queue)
 
     @app.get("/api/hypotheses", tags=["hypotheses"], dependencies=[Depends(reader)])
-    def list_hypotheses(request: Request) -> list[dict[str, Any]]:
+    def list_hypotheses(request: Request) -> JSONResponse:
         """Every hypothesis in test order, with its status and verdict."""
         lab, rows = lab_of(request), request.app.state.store.hypotheses()
-        return [{"id": hid, "title": h.title, "priority": h.priority, "order": h.order, "after": h.after,
+        return JSONResponse([{"id": hid, "title": h.title, "priority": h.priority, "order": h.order, "after": h.after,
                  "next": h.next.model_dump(), "status": rows[hid]["status"], "queued": bool(rows[hid]["queued"]),
-                 "verdict": rows[hid]["verdict"]} for hid, h in lab.hypotheses.items()]
+                 "verdict": rows[hid]["verdict"]} for hid, h in lab.hypotheses.items()])
 
     @app.get("/api/hypotheses/{hid}", tags=["hypotheses"], dependencies=[Depends(reader)])
     def get_hypothesis(hid: str, request: Request) -> dict[str, Any]:
@@ -279,7 +308,7 @@ def create_app(settings: CoordinatorSettings | None = None, runner: Runner | Non
 
     @app.post("/api/experiments/{eid}/metrics", response_model=IngestReceipt, tags=["experiments"],
               dependencies=[Depends(writer)])
-    def post_metrics(eid: str, body: MetricEvent | list[MetricEvent], request: Request) -> IngestReceipt:
+    def post_metrics(eid: str, body: list[MetricEvent] | MetricEvent, request: Request) -> IngestReceipt:
         """One MetricEvent or a batch (at most 1000) for a running experiment."""
         events = body if isinstance(body, list) else [body]
         if len(events) > 1000:
@@ -294,13 +323,16 @@ def create_app(settings: CoordinatorSettings | None = None, runner: Runner | Non
         return {"experiment_id": eid, "stored": "report"}
 
     @app.get("/api/experiments/{eid}/metrics", tags=["experiments"], dependencies=[Depends(reader)])
-    def get_metrics(eid: str, request: Request, since: int = Query(-1, ge=-1),
-                    name: str | None = Query(None, max_length=128)) -> list[dict[str, Any]]:
-        """Metric values after step `since`, ordered by step."""
-        experiment_or_404(request, eid)
-        return request.app.state.store.metrics(eid, since=since, name=name)
+    def get_metrics(eid: str, request: Request, since: int = Query(-1, ge=-1, le=MAX_SEQ),
+                    name: str | None = Query(None, max_length=128)) -> JSONResponse:
+        """Metric values after step `since`, ordered by step: `[{step, name, value, time}]`."""
+        if request.app.state.store.experiment_state(eid) is None:
+            raise HTTPException(404, f"unknown experiment {eid!r}")
+        # plain rows straight to JSON: this is the route dashboards and followers poll
+        return JSONResponse(request.app.state.store.metrics(eid, since=since, name=name))
 
-    @app.get("/api/experiments/{eid}/logs", tags=["experiments"], dependencies=[Depends(reader)])
+    @app.get("/api/experiments/{eid}/logs", tags=["experiments"], dependencies=[Depends(reader)],
+             response_class=PlainTextResponse)
     async def get_logs(eid: str, request: Request, follow: bool = False) -> StreamingResponse:
         """The workload's log; with `follow=true` it streams until the experiment finishes."""
         experiment_or_404(request, eid)
@@ -331,9 +363,11 @@ def create_app(settings: CoordinatorSettings | None = None, runner: Runner | Non
     def retry(eid: str, request: Request) -> dict[str, Any]:
         return experiment_view(lab_of(request), lab_of(request).retry(eid))
 
-    @app.get("/api/events", tags=["status"], dependencies=[Depends(reader)])
-    async def events(request: Request, last_event_id: int | None = Header(None),
-                     since: int | None = Query(None, ge=0), once: bool = False) -> StreamingResponse:
+    @app.get("/api/events", tags=["status"], dependencies=[Depends(reader)],
+             responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
+                              "description": "server-sent events"}})
+    async def events(request: Request, last_event_id: int | None = Header(None, ge=0, le=MAX_SEQ),
+                     since: int | None = Query(None, ge=0, le=MAX_SEQ), once: bool = False) -> StreamingResponse:
         """Server-sent events for every state change; resume with `Last-Event-ID`."""
         store = request.app.state.store
         cursor = last_event_id if last_event_id is not None else since if since is not None else store.last_event_seq()

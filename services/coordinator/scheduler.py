@@ -205,7 +205,9 @@ class Lab:
 
     def ingest(self, eid: str, events: list[MetricEvent]) -> int:
         """Store metric events for a running experiment; returns the values stored."""
-        exp = self._experiment_or_404(eid)
+        exp = self.store.experiment_state(eid)
+        if exp is None:
+            raise LabError(404, f"unknown experiment {eid!r}")
         wrong = [e.experiment_id for e in events if e.experiment_id != eid]
         if wrong:
             raise LabError(422, f"event for {wrong[0]!r} posted to {eid!r}: experiment_id must match the path")

@@ -94,6 +94,9 @@ class Store:
         if str(self.path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._closed = False
         self._conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
         self._conn.row_factory = _row
         self._conn.execute("PRAGMA journal_mode=WAL")
@@ -113,8 +116,20 @@ class Store:
     # -- plumbing ------------------------------------------------------------------------
 
     def _query(self, sql: str, args: Iterable[Any] = ()) -> list[dict[str, Any]]:
-        with self._lock:
-            return self._conn.execute(sql, tuple(args)).fetchall()
+        """Reads use a connection of their own per thread: in WAL mode they never wait for writers."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            if self._closed:
+                raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
+            conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+            conn.row_factory = _row
+            conn.execute("PRAGMA busy_timeout=5000")
+            self._local.conn = conn
+            with self._lock:
+                self._readers.append(conn)
+        if self._closed:
+            raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
+        return conn.execute(sql, tuple(args)).fetchall()
 
     def transaction(self):
         """`with store.transaction(): ...` — one atomic write (BEGIN IMMEDIATE .. COMMIT)."""
@@ -150,17 +165,26 @@ class Store:
         return int(self.get_meta("schema_version"))
 
     def ping(self) -> tuple[bool, str]:
-        """Can we read and write? Returns (ok, detail) for the health endpoint."""
+        """Can we read, and is the file writable? (ok, detail) for the health endpoint.
+
+        It does not take the write lock, so health checks stay fast under write load.
+        """
+        import os
+
         try:
-            with self.transaction():
-                self._conn.execute("SELECT count(*) FROM meta").fetchone()
+            self._query("SELECT count(*) AS n FROM meta")
+            if not os.access(self.path, os.W_OK):
+                return False, f"sqlite {self.path}: not writable"
             return True, f"sqlite {self.path} (schema v{SCHEMA_VERSION})"
         except sqlite3.Error as exc:
             return False, f"sqlite {self.path}: {exc}"
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             self._conn.close()
+            for conn in self._readers:
+                conn.close()
 
     # -- events --------------------------------------------------------------------------
 
@@ -215,6 +239,11 @@ class Store:
 
     def experiment(self, eid: str) -> dict[str, Any] | None:
         rows = self._query("SELECT * FROM experiments WHERE id = ?", (eid,))
+        return rows[0] if rows else None
+
+    def experiment_state(self, eid: str) -> dict[str, Any] | None:
+        """The few columns the hot ingestion path needs (no JSON decoding)."""
+        rows = self._query("SELECT status, rehearsal, hypothesis_id FROM experiments WHERE id = ?", (eid,))
         return rows[0] if rows else None
 
     def experiments(self, status: str | None = None, hypothesis_id: str | None = None) -> list[dict[str, Any]]:
