@@ -291,3 +291,38 @@ class Verdict(StrictModel):
     evidence: list[Evidence] = Field(default_factory=list)
     decided_at: float | None = None
     queued_next: list[str] = Field(default_factory=list)
+
+
+# --- Audits (filled by `hypolab audit`; the dashboard and the verdict rules read these) ---
+
+
+class Finding(BaseModel):
+    """One diagnosed condition, e.g. CONTEXT_HIDDEN_FROM_ATTENTION, with an example."""
+
+    model_config = ConfigDict(extra="allow")
+
+    code: str
+    severity: Literal["info", "warning", "error"] = "warning"
+    count: int = 1
+    message: str = ""
+    example: Any = None
+
+
+class AuditReport(BaseModel):
+    """What an audit reports about training sequences (the diagnostics issue fills in the rest).
+
+    The coordinator stores reports as given; rules read `findings`, the dashboard shows
+    `tokens_by_role`, `trained_tokens_by_role`, `turns`/`tool_calls` ({min, mean, max}),
+    `context_length` ({p50, p95, max}), `truncated_share` and `example_rollout.tokens`
+    ([{text, role, trained, attended}]) when present.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    env: str
+    stack: str
+    rollouts: int = 0
+    rehearsal: bool = False
+    findings: list[Finding] = Field(default_factory=list)
+    tokens_by_role: dict[str, int] = Field(default_factory=dict)
+    trained_tokens_by_role: dict[str, int] = Field(default_factory=dict)

@@ -19,11 +19,12 @@ from typing import Any, Literal
 import httpx
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, StreamingResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from .. import __version__
-from ..contracts import FINISHED, ComponentHealth, HealthReport, MetricEvent
+from ..contracts import FINISHED, AuditReport, ComponentHealth, HealthReport, MetricEvent
 from ..specs import EXPERIMENTS_DIR, HYPOTHESES_DIR, load_hypotheses
 from .runners import LocalRunner, Runner
 from .scheduler import Lab, LabError, tail
@@ -317,9 +318,9 @@ def create_app(settings: CoordinatorSettings | None = None, runner: Runner | Non
         return IngestReceipt(experiment_id=eid, events=len(events), values=values)
 
     @app.post("/api/experiments/{eid}/report", tags=["experiments"], dependencies=[Depends(writer)])
-    def post_report(eid: str, report: dict[str, Any], request: Request) -> dict[str, str]:
-        """Attach an audit report (JSON) to an experiment."""
-        lab_of(request).store_report(eid, report)
+    def post_report(eid: str, report: AuditReport, request: Request) -> dict[str, str]:
+        """Attach an audit report to an experiment."""
+        lab_of(request).store_report(eid, report.model_dump(mode="json"))
         return {"experiment_id": eid, "stored": "report"}
 
     @app.get("/api/experiments/{eid}/metrics", tags=["experiments"], dependencies=[Depends(reader)])
@@ -406,5 +407,13 @@ def create_app(settings: CoordinatorSettings | None = None, runner: Runner | Non
         lines += ["# HELP hypolab_metric_values Metric values stored.", "# TYPE hypolab_metric_values gauge",
                   f"hypolab_metric_values {counts['metric_values']}"]
         return "\n".join(lines) + "\n"
+
+    static = Path(__file__).resolve().parent / "static"
+    app.mount("/static", StaticFiles(directory=static), name="static")
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def dashboard() -> HTMLResponse:
+        """The dashboard: board, experiment pages with live curves, audit reports."""
+        return HTMLResponse((static / "index.html").read_text())
 
     return app

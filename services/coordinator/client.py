@@ -54,6 +54,13 @@ def print_board(url: str, token: str | None) -> int:
         Console(stderr=True).print(f"[red]status: coordinator at {url}: {exc}[/]")
         return 1
     Console().print(board_table(hyps, exps))
+    try:
+        health = httpx.get(f"{url}/api/health", timeout=5).json()
+        queue, vllm = health.get("queue", {}), health.get("vllm", {})
+        Console().print(f"queue: {'running' if queue.get('ok', True) else '[red]paused[/] — ' + queue.get('detail', '')}"
+                        f" · vLLM: {vllm.get('detail', '?')}", highlight=False)
+    except httpx.HTTPError:
+        pass
     return 0
 
 

@@ -1,0 +1,163 @@
+"""The dashboard in a real browser: Debian's headless Chromium driven through ChromeDriver.
+
+A coordinator started by the test runs H06 with the fake trainer; the browser opens the
+board, an experiment page (live curves: a metric posted through the API appears without
+a reload), presses Cancel with the token, opens the audit page, and checks accessibility
+basics (names, contrast, keyboard focus). Screenshots go to artifacts/.
+"""
+
+import os
+import shutil
+import time
+
+import pytest
+
+from ..conftest import ROOT, TOKEN
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+ARTIFACTS = ROOT / "artifacts"
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    if not (shutil.which(CHROMIUM) and shutil.which(DRIVER)):
+        if os.environ.get("CI"):
+            pytest.fail("CI needs Debian's chromium and chromium-driver")
+        pytest.skip("no chromium / chromedriver here (apt-get install chromium chromium-driver)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", "--window-size=1280,1000",
+                 f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    driver.set_page_load_timeout(30)
+    ARTIFACTS.mkdir(exist_ok=True)
+    yield driver
+    driver.quit()
+
+
+def text_of(browser, css):
+    """innerText of the first match, read in one step (the page re-renders on every event)."""
+    return browser.execute_script("const e = document.querySelector(arguments[0]); return e ? e.innerText : null;", css)
+
+
+def click(browser, css):
+    """A real click, retried if the element was re-rendered under the pointer."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    for _ in range(20):
+        try:
+            browser.find_element(By.CSS_SELECTOR, css).click()
+            return
+        except StaleElementReferenceException:
+            time.sleep(0.1)
+    raise AssertionError(f"could not click {css}")
+
+
+def wait_for(predicate, timeout=30, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+        except Exception:  # the page is re-rendering
+            value = None
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def lab(make_coordinator, monkeypatch):
+    monkeypatch.setenv("FAKE_STEP_SLEEP", "0.2")  # slow enough to watch it run
+    live = make_coordinator()
+    live.client.post("/api/runs", json={"hypotheses": ["H07"]}).raise_for_status()
+    live.wait(lambda: live.client.get("/api/experiments/H06.gsm8k").json().get("status") == "running", what="running")
+    return live
+
+
+def test_board_experiment_and_audit_pages(browser, lab):
+    from selenium.webdriver.common.by import By
+
+    browser.get(lab.url + "/")
+    cards = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "[data-hypothesis]"), what="board cards")
+    assert [c.get_attribute("data-hypothesis") for c in cards] == ["H06", "H07", "H02", "H04", "H05"]
+    assert text_of(browser, "[data-hypothesis=H06] .badge") == "testing"  # a text label, not colour alone
+    assert "after: H06" in text_of(browser, "[data-hypothesis=H07]")
+    browser.save_screenshot(str(ARTIFACTS / "board.png"))
+
+    # the experiment page follows the run live: a metric posted through the API shows up
+    click(browser, "a[href='#/experiment/H06.gsm8k']")
+    points = lambda m: int(browser.execute_script(  # noqa: E731
+        "const e = document.querySelector(`svg[data-metric=${arguments[0]}]`); return e ? e.dataset.points : -1;", m))
+    wait_for(lambda: points("reward") > 0, what="reward curve")
+    before = points("grad_norm")
+    event = {"experiment_id": "H06.gsm8k", "step": 100000, "time": time.time(), "metrics": {"grad_norm": 0.7}}
+    lab.client.post("/api/experiments/H06.gsm8k/metrics", json=event).raise_for_status()
+    wait_for(lambda: points("grad_norm") > before, what="posted metric on chart")
+    assert browser.execute_script(
+        "return [...document.querySelectorAll('svg[data-metric=grad_norm] polyline')].length") == 1
+    assert browser.execute_script("return performance.getEntriesByType('navigation').length") == 1  # no reload
+    assert "training.learning_rate" in text_of(browser, "table[aria-label='resolved config']")
+    browser.save_screenshot(str(ARTIFACTS / "experiment.png"))
+
+    # cancel needs the token: without it the API refuses, with it the state changes
+    click(browser, "#cancel")
+    wait_for(lambda: "cancel failed" in text_of(browser, "#live"), what="refusal shown")
+    browser.find_element(By.ID, "token").send_keys(TOKEN)
+    click(browser, "#token-form button")
+    click(browser, "#cancel")
+    wait_for(lambda: text_of(browser, "h1 .badge") == "cancelled", what="cancelled badge")
+    assert lab.client.get("/api/experiments/H06.gsm8k").json()["status"] == "cancelled"
+
+    # audits page: the method-2 table and the stored reports
+    lab.wait(lambda: any(e["kind"] == "audit" and e["report"] for e in lab.client.get("/api/experiments").json()),
+             timeout=60, what="an audit report")
+    browser.get(lab.url + "/#/audits")
+    wait_for(lambda: "CONTEXT_HIDDEN_FROM_ATTENTION" in (text_of(browser, "#main") or ""), what="finding")
+    assert "math-python" in text_of(browser, "table[aria-label='method 2 comparison']")
+    browser.save_screenshot(str(ARTIFACTS / "audits.png"))
+
+
+def test_accessibility_basics(browser, lab):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    browser.get(lab.url + "/#/experiment/H06.gsm8k")
+    wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "svg[data-metric]"), what="experiment page")
+    # every control has an accessible name
+    unnamed = browser.execute_script("""
+        return [...document.querySelectorAll('button, input, a, svg[role=img]')].filter(e => {
+          const label = e.id && document.querySelector(`label[for="${e.id}"]`);
+          return !(e.getAttribute('aria-label') || (label && label.textContent.trim()) || e.textContent.trim());
+        }).map(e => e.outerHTML.slice(0, 80));""")
+    assert unnamed == []
+    # text contrast of badges and body text meets WCAG AA (4.5:1)
+    ratios = browser.execute_script("""
+        const lum = (c) => { const v = c.match(/\\d+(\\.\\d+)?/g).slice(0, 3).map(Number).map(x => x / 255)
+            .map(x => x <= 0.03928 ? x / 12.92 : ((x + 0.055) / 1.055) ** 2.4); return 0.2126*v[0] + 0.7152*v[1] + 0.0722*v[2]; };
+        const bg = (e) => { while (e) { const c = getComputedStyle(e).backgroundColor; if (!c.includes('rgba(0, 0, 0, 0)')) return c; e = e.parentElement; } return 'rgb(255,255,255)'; };
+        return [...document.querySelectorAll('.badge, p, td, h1, h2, button, a')].filter(e => e.textContent.trim()).map(e => {
+          const a = lum(getComputedStyle(e).color), b = lum(bg(e));
+          return [e.tagName + '.' + e.className, (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05)]; });""")
+    low = [r for r in ratios if r[1] < 4.5 and "disabled" not in r[0]]
+    assert ratios and low == [], low[:5]
+    # keyboard: Tab reaches the controls, and focus is visible
+    body = browser.find_element(By.TAG_NAME, "body")
+    body.send_keys(Keys.TAB)
+    focused = []
+    for _ in range(8):
+        active = browser.switch_to.active_element
+        focused.append((active.tag_name, browser.execute_script(
+            "const s = getComputedStyle(arguments[0]); return s.outlineStyle !== 'none' && s.outlineWidth !== '0px';", active)))
+        active.send_keys(Keys.TAB)
+    assert {"a", "input", "button"} <= {t for t, _ in focused}
+    assert all(visible for t, visible in focused if t in ("a", "input", "button"))
