@@ -124,6 +124,12 @@ def test_board_experiment_and_audit_pages(browser, lab):
     browser.get(lab.url + "/#/audits")
     wait_for(lambda: "CONTEXT_HIDDEN_FROM_ATTENTION" in (text_of(browser, "#main") or ""), what="finding")
     assert "math-python" in text_of(browser, "table[aria-label='method 2 comparison']")
+    shown = browser.execute_script("""return {
+        bars: [...document.querySelectorAll('.bar[role=img]')].map(b => b.getAttribute('aria-label')),
+        hidden: document.querySelectorAll('.tok.role-user.hidden').length,
+        trained: document.querySelectorAll('.tok.role-assistant.trained').length};""")
+    assert "tool: 80 tokens" in shown["bars"]  # tokens by role as bars
+    assert shown["hidden"] >= 1 and shown["trained"] >= 1  # token spans: hidden from attention, trained
     browser.save_screenshot(str(ARTIFACTS / "audits.png"))
 
 
@@ -161,3 +167,18 @@ def test_accessibility_basics(browser, lab):
         active.send_keys(Keys.TAB)
     assert {"a", "input", "button"} <= {t for t, _ in focused}
     assert all(visible for t, visible in focused if t in ("a", "input", "button"))
+
+
+def test_long_curves_are_downsampled_for_the_browser(browser, lab):
+    """10,000 steps on one chart: all are counted, at most ~1,200 points are drawn."""
+    for start in range(0, 10_000, 1_000):
+        batch = [{"experiment_id": "H06.gsm8k", "step": 200_000 + i, "time": time.time(), "metrics": {"kl": i * 1e-4}}
+                 for i in range(start, start + 1_000)]
+        lab.client.post("/api/experiments/H06.gsm8k/metrics", json=batch).raise_for_status()
+    browser.get(lab.url + "/#/experiment/H06.gsm8k")
+    wait_for(lambda: int(browser.execute_script(
+        "const e = document.querySelector('svg[data-metric=kl]'); return e ? e.dataset.points : 0;")) >= 10_000,
+        what="10,000-step curve")
+    drawn = browser.execute_script(
+        "return document.querySelector('svg[data-metric=kl] polyline').getAttribute('points').split(' ').length")
+    assert 100 < drawn <= 1_300

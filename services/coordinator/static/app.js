@@ -224,7 +224,7 @@ async function renderAudits() {
     el("table", { "aria-label": "method 2 comparison" },
       el("thead", {}, el("tr", {}, ["experiment", "env", "rollouts", "turns", "tool calls", "tokens by role", "context p95", "truncated", "findings"].map((h) => el("th", {}, h)))),
       el("tbody", {}, rows.length ? rows : [el("tr", {}, el("td", { colspan: 9 }, "no audits yet"))])),
-    reports);
+    ...reports);
 }
 
 // ---------------------------------------------------------------- routing and live updates
