@@ -121,13 +121,11 @@ def verdict(
 @app.command()
 def preflight(as_json: bool = typer.Option(False, "--json", help="print the probe and plan as JSON")) -> None:
     """Check Docker, Compose v2, the NVIDIA runtime and `.env`; say what `make up` would start."""
-    from .stack.preflight import decide, probe_host
-    from .stack.settings import SettingError, load_settings
+    from .stack.preflight import preflight as run_preflight
+    from .stack.settings import SettingError
 
     try:
-        settings = load_settings()
-        probe = probe_host(settings.COMPOSE_PROJECT_NAME)
-        plan = decide(settings, probe)
+        _, probe, plan = run_preflight()
     except SettingError as exc:
         typer.echo(f"preflight: {exc}", err=True)
         raise typer.Exit(2)

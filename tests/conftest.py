@@ -106,3 +106,30 @@ def make_coordinator(tmp_path):
     yield make
     for live in started:
         live.close()
+
+
+def start_coordinator_process(settings_file, env=None, compose_file=None):
+    """A coordinator in its own process (tests/fixtures/coordinator_proc.py), so tests can SIGKILL it."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    args = [sys.executable, str(FIXTURES / "coordinator_proc.py"), str(settings_file)]
+    if compose_file:
+        args.append(str(compose_file))
+    proc = subprocess.Popen(args, cwd=ROOT, env={**os.environ, **(env or {})},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = json.loads(settings_file.read_text())["coordinator_url"]
+    for _ in range(300):
+        try:
+            if httpx.get(f"{url}/api/health", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    proc.kill()
+    raise AssertionError("coordinator did not start")

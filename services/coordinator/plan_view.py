@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..specs import SpecError, load_hypotheses
-from .app import CoordinatorSettings, ROOT, build_runner, default_commands
+from .app import CoordinatorSettings, build_runner, default_commands
 from .planner import plan_hypothesis, run_order
 from .runners import Launch
 from .scheduler import fill_command

@@ -155,3 +155,12 @@ def decide(settings: StackSettings, probe: HostProbe, is_free: Callable[[int], b
 
 def _ids(values: list[int]) -> str:
     return ",".join(str(v) for v in values) if values else "none"
+
+
+def preflight() -> tuple[StackSettings, HostProbe, Plan]:
+    """Settings from `.env`, the host probe and the plan; raises SettingError for bad input."""
+    from .settings import load_settings
+
+    settings = load_settings()
+    probe = probe_host(settings.COMPOSE_PROJECT_NAME)
+    return settings, probe, decide(settings, probe)

@@ -13,8 +13,8 @@ import sys
 
 from rich.console import Console
 
-from .preflight import HostProbe, Plan, decide, probe_host
-from .settings import ROOT, SettingError, StackSettings, env_file_path, load_settings
+from .preflight import HostProbe, Plan, preflight
+from .settings import ROOT, SettingError, StackSettings, env_file_path
 
 console = Console(stderr=True, soft_wrap=True)  # one message, one line: the terminal wraps it
 
@@ -58,9 +58,7 @@ def start(plan: Plan, probe: HostProbe, settings: StackSettings) -> int:
 def up() -> int:
     """Preflight and start; returns the process exit code."""
     try:
-        settings = load_settings()
-        probe = probe_host(settings.COMPOSE_PROJECT_NAME)
-        plan = decide(settings, probe)
+        settings, probe, plan = preflight()
     except SettingError as exc:
         console.print(f"[red]make up: {exc}[/]", highlight=False)
         return 2

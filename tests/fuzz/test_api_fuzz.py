@@ -6,9 +6,7 @@ schema (status code documented, content type, body). A summary is written to
 artifacts/fuzz.txt, which CI prints.
 """
 
-import json
 from collections import Counter
-from pathlib import Path
 
 import pytest
 import schemathesis

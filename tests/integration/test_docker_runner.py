@@ -6,7 +6,6 @@ one container per experiment through the Docker SDK, labelled with its experimen
 """
 
 import subprocess
-import sys
 
 import pytest
 

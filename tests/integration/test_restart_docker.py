@@ -8,13 +8,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import httpx
 import pytest
 
-from ..conftest import FIXTURES, ROOT, TOKEN, free_port
+from ..conftest import FIXTURES, TOKEN, free_port, start_coordinator_process
 
 pytestmark = pytest.mark.integration
 
@@ -26,19 +25,7 @@ def worker_image(coordinator_image):
 
 
 def start(settings_file, env):
-    proc = subprocess.Popen([sys.executable, str(FIXTURES / "coordinator_proc.py"), str(settings_file),
-                             str(FIXTURES / "compose.cpu.yaml")], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = json.loads(settings_file.read_text())["coordinator_url"]
-    for _ in range(300):
-        try:
-            if httpx.get(f"{url}/api/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    proc.kill()
-    raise AssertionError("coordinator did not start")
+    return start_coordinator_process(settings_file, env, FIXTURES / "compose.cpu.yaml")
 
 
 @pytest.mark.parametrize("moment", ["first-metrics", "mid-run"])

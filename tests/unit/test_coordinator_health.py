@@ -3,7 +3,6 @@
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 

@@ -15,7 +15,7 @@ from hypolab.coordinator.scheduler import Lab
 from hypolab.coordinator.store import Store
 from hypolab.specs import load_hypotheses
 
-from ..conftest import FIXTURES, ROOT, TOKEN, free_port
+from ..conftest import FIXTURES, TOKEN, free_port, start_coordinator_process
 
 H09 = """
 id: H09
@@ -106,19 +106,7 @@ def test_a_workload_started_just_before_a_crash_is_adopted_not_relaunched(tmp_pa
 
 def start_coordinator(settings: dict, settings_file, env=None):
     settings_file.write_text(json.dumps(settings))
-    proc = subprocess.Popen([sys.executable, str(FIXTURES / "coordinator_proc.py"), str(settings_file)],
-                            cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    url = settings["coordinator_url"]
-    for _ in range(200):
-        try:
-            if httpx.get(f"{url}/api/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    proc.kill()
-    raise AssertionError("coordinator did not start")
+    return start_coordinator_process(settings_file, env)
 
 
 @pytest.mark.parametrize("moment", ["at-submit", "first-metrics", "mid-run"])

@@ -6,7 +6,7 @@ import pytest
 from hypolab.coordinator.docker_runner import DockerRunner
 from hypolab.coordinator.runners import Launch
 
-from ..conftest import TOKEN
+
 
 
 def test_private_reads_need_the_token_but_health_stays_open(make_coordinator):
