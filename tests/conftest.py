@@ -70,6 +70,9 @@ class LiveCoordinator:
 
     def close(self):
         """Stop the server, then whatever it left running (workloads outlive a coordinator)."""
+        if getattr(self, "_closed", False):
+            return
+        self._closed = True
         handles = [e["handle"] for e in self.lab.store.experiments(status="running") if e["handle"]]
         handles.append(self.lab.vllm_state.get("handle"))
         self.client.close()

@@ -34,6 +34,21 @@ def docker_engine():
         if os.environ.get("CI"):
             pytest.fail(f"CI needs a Docker engine with Compose v2: {problem}")
         pytest.skip(problem)
+    _remove_test_containers()
+    yield
+    _remove_test_containers()
+
+
+def _remove_test_containers() -> None:
+    """Experiment containers the tests made (label hypolab.project=hl...), before and after the session."""
+    out = subprocess.run(["docker", "ps", "-aq", "--filter", "label=hypolab.project"], capture_output=True, text=True)
+    ids = out.stdout.split()
+    if ids:
+        labels = subprocess.run(["docker", "inspect", "-f", "{{.Id}} {{index .Config.Labels \"hypolab.project\"}}", *ids],
+                                capture_output=True, text=True).stdout.split("\n")
+        ours = [line.split()[0] for line in labels if len(line.split()) == 2 and line.split()[1].startswith("hl")]
+        if ours:
+            subprocess.run(["docker", "rm", "-f", *ours], capture_output=True)
 
 
 def compose(*args, env=None, check=True, timeout=600):

@@ -59,7 +59,8 @@ def test_docker_runner_runs_h06_in_labelled_containers(worker_image, make_coordi
         import docker
 
         client = docker.from_env()
-        (trainer,) = client.containers.list(all=True, filters={"label": ["hypolab.experiment=H06.gsm8k"]})
+        (trainer,) = client.containers.list(all=True, filters={"label": ["hypolab.experiment=H06.gsm8k",
+                                                                         f"hypolab.project={project}"]})
         assert trainer.labels["hypolab.project"] == project and trainer.labels["hypolab.role"] == "trainer"
         assert trainer.attrs["HostConfig"]["NetworkMode"] == "host" and trainer.attrs["HostConfig"]["IpcMode"] == "host"
         assert trainer.attrs["Config"]["Cmd"][1] == "/fixtures/fake_trainer.py"
@@ -71,8 +72,10 @@ def test_docker_runner_runs_h06_in_labelled_containers(worker_image, make_coordi
     finally:
         import docker
 
+        if "live" in locals():
+            live.close()  # no scheduler may start containers while they are removed
         client = docker.from_env()
-        for c in client.containers.list(all=True, filters={"label": f"hypolab.project={project}"}):
+        for c in client.containers.list(all=True, sparse=True, filters={"label": f"hypolab.project={project}"}):
             try:
                 c.remove(force=True)
             except docker.errors.NotFound:  # already gone

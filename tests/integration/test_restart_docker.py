@@ -73,8 +73,8 @@ def test_restart_reattaches_to_the_running_container(worker_image, tmp_path, mom
                     break
                 time.sleep(0.1)
             assert exp["status"] == "succeeded", exp
-            containers = engine.containers.list(all=True, filters={"label": ["hypolab.experiment=H06.gsm8k",
-                                                                            f"hypolab.project={project}"]})
+            containers = engine.containers.list(all=True, sparse=True, filters={"label": [
+                "hypolab.experiment=H06.gsm8k", f"hypolab.project={project}"]})
             assert len(containers) == 1  # re-attached, not started again
             assert (tmp_path / "starts").read_text().splitlines().count("H06.gsm8k") == 1
             after = {(m["step"], m["name"]): m["value"] for m in client.get("/api/experiments/H06.gsm8k/metrics").json()}
@@ -88,7 +88,7 @@ def test_restart_reattaches_to_the_running_container(worker_image, tmp_path, mom
             second.send_signal(signal.SIGKILL)
             second.wait()
     finally:
-        for c in engine.containers.list(all=True, filters={"label": f"hypolab.project={project}"}):
+        for c in engine.containers.list(all=True, sparse=True, filters={"label": f"hypolab.project={project}"}):
             try:
                 c.remove(force=True)
             except docker.errors.NotFound:
