@@ -28,11 +28,11 @@ exact ones.
 `improves` compares a *baseline* (the first `baseline_steps` steps, frozen) with the
 later steps. Learning curves bend and start late, so the later steps are covered by
 *segments* that start every `segment_steps` steps, each with its own confidence
-sequence. Every interval is two-sided, but each claim uses one side of each: a false
-`improves` needs the baseline's upper bound (level α/2 per side... of a two-sided α
-interval) or some segment's lower bound (segment j at two-sided level α·6/(π²j²), Σ of
-one sides = α/2) to fail, so by a union bound P(ever claiming a false `improves`) ≤ α
-under continuous monitoring; the same holds for `no_improvement` with the other sides.
+sequence. Every interval is two-sided, but each claim uses one side of each. A false
+`improves` needs the baseline's upper bound to fail (two-sided level α, so α/2 for that
+side) or some segment's lower bound to fail (segment j two-sided at α·6/(π²j²), so the
+lower sides sum to α/2); by a union bound P(ever claiming a false `improves`) ≤ α under
+continuous monitoring. The same holds for `no_improvement` with the other sides.
 
 - `improves` at step t: some segment's lower bound exceeds the baseline's upper bound,
   and the estimated gain is at least `min_effect` (practically relevant, not only > 0);
