@@ -161,6 +161,56 @@ def health(url: str = typer.Option("http://127.0.0.1:8080", envvar="HYPOLAB_URL"
     raise typer.Exit(0 if resp.status_code == 200 else 1)
 
 
+@app.command(context_settings={"help_option_names": ["-h", "--help"]})
+def train(
+    spec: Path = typer.Option(..., "--spec", help="experiment spec, e.g. configs/experiments/math-python.yaml"),
+    set_: list[str] = typer.Option([], "--set", help="override any spec key: --set training.max_steps=50"),
+    experiment_id: Optional[str] = typer.Option(None, envvar="HYPOLAB_EXPERIMENT_ID", help="default: the spec's name"),
+    coordinator: Optional[str] = typer.Option(None, envvar="HYPOLAB_COORDINATOR", help="coordinator URL for metrics"),
+    output_dir: Optional[Path] = typer.Option(None, help="default: outputs/<experiment-id>"),
+    vllm_url: Optional[str] = typer.Option(None, envvar="VLLM_URL", help="default: http://vllm:8000"),
+    rehearsal: bool = typer.Option(False, "--rehearsal", help="CPU rehearsal: tiny model, scripted policy, no weight sync"),
+    model: Optional[str] = typer.Option(None, "--model"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1),
+    num_generations: Optional[int] = typer.Option(None, "--num-generations", min=2),
+    learning_rate: Optional[float] = typer.Option(None, "--learning-rate"),
+    num_epochs: Optional[int] = typer.Option(None, "--num-epochs", min=1),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1),
+    lora_r: Optional[int] = typer.Option(None, "--lora-r", min=1),
+    lora_alpha: Optional[int] = typer.Option(None, "--lora-alpha", min=1),
+    no_peft: bool = typer.Option(False, "--no-peft", help="full fine-tuning (no LoRA)"),
+    loss_type: Optional[str] = typer.Option(None, "--loss-type"),
+    beta: Optional[float] = typer.Option(None, "--beta"),
+    scale_rewards: Optional[bool] = typer.Option(None, "--scale-rewards/--no-scale-rewards"),
+    max_seq_len: Optional[int] = typer.Option(None, "--max-seq-len", min=1),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=1),
+    gradient_accumulation_steps: Optional[int] = typer.Option(None, "--gradient-accumulation-steps", min=1),
+    temperature: Optional[float] = typer.Option(None, "--temperature"),
+    check_only: bool = typer.Option(False, "--check", help="resolve and check, print the config, do not train"),
+) -> None:
+    """Train one experiment with the installed stack's own verifiers trainer (run under accelerate launch)."""
+    from .trainer.adapters import StackMismatch
+    from .trainer.config import RunError, check_run, resolve_run
+
+    flags = dict(model=model, batch_size=batch_size, num_generations=num_generations, learning_rate=learning_rate,
+                 num_epochs=num_epochs, max_steps=max_steps, lora_r=lora_r, lora_alpha=lora_alpha, no_peft=no_peft,
+                 loss_type=loss_type, beta=beta, scale_rewards=scale_rewards, max_seq_len=max_seq_len,
+                 max_tokens=max_tokens, gradient_accumulation_steps=gradient_accumulation_steps, temperature=temperature)
+    try:
+        run = resolve_run(spec, set_, flags, experiment_id, output_dir, coordinator, vllm_url, rehearsal)
+        if check_only:
+            check_run(run)
+            typer.echo(run.model_dump_json(indent=2))
+            return
+        from .trainer.run import train as run_training
+
+        summary = run_training(run)
+    except (RunError, StackMismatch) as exc:
+        typer.echo(f"hypolab train: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(json.dumps(summary, indent=2, default=str))
+
+
 @app.command()
 def version() -> None:
     """Print hypolab's version."""

@@ -48,9 +48,12 @@ class TrainingSpec(StrictModel):
     learning_rate: float = Field(1e-6, gt=0)
     num_epochs: int | None = Field(None, gt=0)
     max_steps: int | None = Field(500, gt=0)
-    beta: float = Field(0.001, ge=0, description="KL coefficient")
-    loss_type: Literal["grpo", "bnpo", "dr_grpo"] = "grpo"
-    scale_rewards: bool = True
+    # Legacy-only knobs: None means "the stack's own behaviour". The current stack
+    # (RLTrainer) has no KL term, one loss and no reward scaling switch, so a current-stack
+    # spec sets them to null; any other value there is refused (trainer adapters).
+    beta: float | None = Field(0.001, ge=0, description="KL coefficient (legacy stack)")
+    loss_type: Literal["grpo", "bnpo", "dr_grpo"] | None = "grpo"
+    scale_rewards: bool | None = True
     max_seq_len: int = Field(4096, gt=0, description="prompt + completion tokens per sample")
     max_tokens: int | None = Field(None, gt=0, description="sampling limit per assistant turn")
     temperature: float = Field(1.0, ge=0)
@@ -291,6 +294,19 @@ class Verdict(StrictModel):
     evidence: list[Evidence] = Field(default_factory=list)
     decided_at: float | None = None
     queued_next: list[str] = Field(default_factory=list)
+
+
+class TrainerConfigReport(BaseModel):
+    """What `hypolab train` resolved and built, sent to the coordinator before the first step."""
+
+    model_config = ConfigDict(extra="allow")
+
+    experiment_id: str = Field(..., max_length=200)
+    rehearsal: bool = False
+    spec: dict[str, Any]
+    overrides: list[dict[str, Any]] = Field(default_factory=list)
+    library: dict[str, str] = Field(default_factory=dict)
+    trainer_config: dict[str, Any] = Field(default_factory=dict)
 
 
 # --- Audits (filled by `hypolab audit`; the dashboard and the verdict rules read these) ---

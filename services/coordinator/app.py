@@ -24,7 +24,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from .. import __version__
-from ..contracts import FINISHED, AuditReport, ComponentHealth, HealthReport, MetricEvent
+from ..contracts import FINISHED, AuditReport, ComponentHealth, HealthReport, MetricEvent, TrainerConfigReport
 from ..specs import EXPERIMENTS_DIR, HYPOTHESES_DIR, load_hypotheses
 from .runners import LocalRunner, Runner
 from .scheduler import Lab, LabError, tail
@@ -319,6 +319,12 @@ def create_app(settings: CoordinatorSettings | None = None, runner: Runner | Non
             raise HTTPException(413, "at most 1000 events per request")
         values = lab_of(request).ingest(eid, events)
         return IngestReceipt(experiment_id=eid, events=len(events), values=values)
+
+    @app.post("/api/experiments/{eid}/config", tags=["experiments"], dependencies=[Depends(writer)])
+    def post_trainer_config(eid: str, config: TrainerConfigReport, request: Request) -> dict[str, str]:
+        """The trainer's resolved config, sent before its first step (shown with the experiment)."""
+        lab_of(request).store_trainer_config(eid, config.model_dump(mode="json"))
+        return {"experiment_id": eid, "stored": "trainer_config"}
 
     @app.post("/api/experiments/{eid}/report", tags=["experiments"], dependencies=[Depends(writer)])
     def post_report(eid: str, report: AuditReport, request: Request) -> dict[str, str]:

@@ -221,6 +221,12 @@ class Lab:
         self._dirty.add(exp["hypothesis_id"])  # judged after this batch, on the next tick
         return stored
 
+    def store_trainer_config(self, eid: str, config: dict[str, Any]) -> None:
+        """The trainer's resolved config (spec + overrides + the stack's own config)."""
+        self._experiment_or_404(eid)
+        self.store.update_experiment(eid, trainer_config=config)
+        self.store.emit("trainer_config", {"id": eid})
+
     def store_report(self, eid: str, report: dict[str, Any]) -> None:
         self._experiment_or_404(eid)
         self.store.update_experiment(eid, report=report)

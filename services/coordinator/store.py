@@ -54,6 +54,7 @@ CREATE TABLE IF NOT EXISTS experiments (
     attempts      INTEGER NOT NULL DEFAULT 0,
     rehearsal     INTEGER NOT NULL DEFAULT 0,
     report        TEXT,
+    trainer_config TEXT,
     last_metric_at REAL,
     created_at    REAL NOT NULL,
     queued_at     REAL,
@@ -76,7 +77,7 @@ CREATE TABLE IF NOT EXISTS events (
 );
 """
 
-_JSON_COLUMNS = ("config", "diff", "undeclared", "gpus", "report", "verdict", "hypotheses")
+_JSON_COLUMNS = ("config", "diff", "undeclared", "gpus", "report", "trainer_config", "verdict", "hypotheses")
 
 
 def _row(cursor: sqlite3.Cursor, row: tuple) -> dict[str, Any]:
@@ -107,6 +108,8 @@ class Store:
             columns = {r["name"] for r in self._conn.execute("PRAGMA table_info(experiments)").fetchall()}
             if "last_metric_at" not in columns:  # a database from schema v2 before this column
                 self._conn.execute("ALTER TABLE experiments ADD COLUMN last_metric_at REAL")
+            if "trainer_config" not in columns:  # the resolved config a trainer reports (trainer issue)
+                self._conn.execute("ALTER TABLE experiments ADD COLUMN trainer_config TEXT")
             self._conn.execute(
                 "INSERT INTO meta(key, value) VALUES ('schema_version', ?) "
                 "ON CONFLICT(key) DO UPDATE SET value=excluded.value",

@@ -1,0 +1,40 @@
+"""Per-stack adapters: an ExperimentSpec -> the installed verifiers version's own config.
+
+Each adapter module imports only its own stack's verifiers API, and is imported only
+where that stack is installed (`adapter_for` checks the installed version first).
+A spec setting the target version does not have is an error, never silently dropped.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module, metadata
+from types import ModuleType
+
+#: stack -> (verifiers version, adapter module)
+STACK_VERIFIERS: dict[str, tuple[str, str]] = {
+    "legacy": ("0.1.3.post0", "hypolab.trainer.adapters.legacy"),
+    "current": ("0.1.9.post3", "hypolab.trainer.adapters.current"),
+}
+
+
+class StackMismatch(RuntimeError):
+    """The spec's stack is not the one installed here (one line saying what to do)."""
+
+
+def installed_verifiers() -> str | None:
+    try:
+        return metadata.version("verifiers")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def adapter_for(stack: str) -> ModuleType:
+    """The adapter module of `stack`, after checking that its verifiers is installed."""
+    wanted, module = STACK_VERIFIERS[stack]
+    have = installed_verifiers()
+    if have != wanted:
+        raise StackMismatch(
+            f"stack {stack!r} needs verifiers=={wanted}, this environment has "
+            f"{'no verifiers' if have is None else 'verifiers==' + have}: run the {stack} trainer image "
+            f"(STACK={stack} make images) or a venv with docker/stacks/{stack}-cpu.txt")
+    return import_module(module)

@@ -1,0 +1,212 @@
+"""From a spec file and the command line to one resolved, checked run configuration.
+
+The researcher's math-python script silently ignored its own flags; here every flag
+is an override on the spec, recorded with where it came from in the run's resolved
+config (`resolved_config.json` next to the outputs, and sent to the coordinator before
+the first step). `check_run` turns the mistakes that would otherwise surface after
+minutes of model loading on GPUs into one line each.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+from pydantic import BaseModel, Field, ValidationError
+
+from ..contracts import ExperimentSpec
+from ..specs import SpecError, load_experiment
+from .envs import ENVIRONMENTS
+
+
+class RunError(ValueError):
+    """A run that must not start; the message is one line saying what to change."""
+
+
+#: `hypolab train` flags (the researcher's command lines) -> spec paths.
+FLAG_PATHS: dict[str, str] = {
+    "model": "model",
+    "batch_size": "training.batch_size",
+    "num_generations": "training.num_generations",
+    "learning_rate": "training.learning_rate",
+    "num_epochs": "training.num_epochs",
+    "max_steps": "training.max_steps",
+    "lora_r": "training.lora.r",
+    "lora_alpha": "training.lora.alpha",
+    "loss_type": "training.loss_type",
+    "beta": "training.beta",
+    "scale_rewards": "training.scale_rewards",
+    "max_seq_len": "training.max_seq_len",
+    "max_tokens": "training.max_tokens",
+    "gradient_accumulation_steps": "training.gradient_accumulation_steps",
+    "temperature": "training.temperature",
+}
+
+#: A CPU rehearsal keeps the spec but runs a few small steps in one process.
+REHEARSAL_DEFAULTS: dict[str, Any] = {
+    "training.max_steps": 2,
+    "training.num_epochs": None,
+    "training.num_processes": 1,
+    "training.gradient_accumulation_steps": 1,
+}
+
+
+class Override(BaseModel):
+    path: str
+    value: Any
+    source: str = Field(..., description="flag, set or rehearsal")
+
+
+class RunConfig(BaseModel):
+    """Everything a training run was started with (written as resolved_config.json)."""
+
+    experiment_id: str
+    spec_file: str
+    spec: ExperimentSpec
+    overrides: list[Override] = Field(default_factory=list)
+    rehearsal: bool = False
+    output_dir: str
+    coordinator: str | None = None
+    vllm_url: str = "http://vllm:8000"
+    created: float = Field(default_factory=time.time)
+    library: dict[str, str] = Field(default_factory=dict, description="installed versions")
+    trainer_config: dict[str, Any] = Field(default_factory=dict, description="the stack's own config, as built")
+
+
+def parse_value(text: str) -> Any:
+    """`--set key=value` values: YAML scalars (numbers, true/false, null, lists)."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def _set_path(data: dict[str, Any], path: str, value: Any) -> None:
+    keys = path.split(".")
+    node = data
+    for key in keys[:-1]:
+        child = node.get(key)
+        if child is None:
+            child = {}
+            node[key] = child
+        if not isinstance(child, dict):
+            raise RunError(f"--set {path}: {key} is not a section")
+        node = child
+    node[keys[-1]] = value
+
+
+def resolve_run(
+    spec_file: Path,
+    sets: list[str] | None = None,
+    flags: dict[str, Any] | None = None,
+    experiment_id: str | None = None,
+    output_dir: Path | None = None,
+    coordinator: str | None = None,
+    vllm_url: str | None = None,
+    rehearsal: bool = False,
+) -> RunConfig:
+    """The spec with rehearsal defaults, `--set` and flag overrides applied and validated."""
+    try:
+        spec = load_experiment(spec_file).spec
+    except SpecError as exc:
+        raise RunError(str(exc)) from exc
+    data = spec.model_dump(mode="json")
+    overrides: list[Override] = []
+    if rehearsal:
+        for path, value in REHEARSAL_DEFAULTS.items():
+            overrides.append(Override(path=path, value=value, source="rehearsal"))
+    for item in sets or []:
+        if "=" not in item:
+            raise RunError(f"--set {item!r}: write key=value, e.g. --set training.max_steps=50")
+        key, raw = item.split("=", 1)
+        overrides.append(Override(path=key.strip(), value=parse_value(raw), source="set"))
+    for name, value in (flags or {}).items():
+        if value is None:
+            continue
+        if name == "no_peft":
+            if value:
+                overrides.append(Override(path="training.lora", value=None, source="flag"))
+            continue
+        overrides.append(Override(path=FLAG_PATHS[name], value=value, source="flag"))
+    for override in overrides:
+        if override.path == "training.lora" or not override.path.startswith("training.lora."):
+            _set_path(data, override.path, override.value)
+        elif data["training"].get("lora") is None:
+            raise RunError(f"{override.path}: LoRA is off in this run (--no-peft or lora: null)")
+        else:
+            _set_path(data, override.path, override.value)
+    if rehearsal and data["training"].get("max_steps") is None:
+        data["training"]["max_steps"] = REHEARSAL_DEFAULTS["training.max_steps"]
+    try:
+        resolved = ExperimentSpec.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise RunError(f"{where}: {first['msg']} (after overrides)") from exc
+    run_id = experiment_id or resolved.name
+    return RunConfig(
+        experiment_id=run_id,
+        spec_file=str(spec_file),
+        spec=resolved,
+        overrides=overrides,
+        rehearsal=rehearsal,
+        output_dir=str(output_dir or Path("outputs") / run_id),
+        coordinator=coordinator,
+        vllm_url=vllm_url or os.environ.get("VLLM_URL") or "http://vllm:8000",
+    )
+
+
+def _looks_like_path(model: str) -> bool:
+    return model.startswith(("/", "./", "../", "~")) or os.path.exists(model) or model.count("/") > 1
+
+
+def check_run(run: RunConfig, probe_vllm: bool = True) -> None:
+    """Refuse, in one line, what cannot work; called before any model or GPU work."""
+    spec, t = run.spec, run.spec.training
+    if spec.env not in ENVIRONMENTS and importlib.util.find_spec(spec.env.replace("-", "_")) is None:
+        raise RunError(
+            f"env {spec.env!r} is unknown: choose one of {', '.join(ENVIRONMENTS)} "
+            "(or install a verifiers environment module of that name)")
+    if _looks_like_path(spec.model) and not run.rehearsal:
+        path = Path(spec.model).expanduser()
+        if not path.exists():
+            raise RunError(f"model path {spec.model} does not exist: fix `model` or pass --model with a Hugging Face name")
+    global_batch = t.batch_size * t.num_processes
+    if global_batch % t.num_generations:
+        raise RunError(
+            f"training.batch_size x training.num_processes = {t.batch_size} x {t.num_processes} = {global_batch} "
+            f"is not divisible by training.num_generations ({t.num_generations}): change one of them")
+    if t.max_tokens is not None and t.max_tokens >= spec.vllm.max_model_len:
+        raise RunError(
+            f"training.max_tokens ({t.max_tokens}) leaves no room for the prompt within vllm.max_model_len "
+            f"({spec.vllm.max_model_len}): lower max_tokens or raise vllm.max_model_len")
+    if t.max_seq_len > spec.vllm.max_model_len:
+        raise RunError(
+            f"training.max_seq_len ({t.max_seq_len}) exceeds vllm.max_model_len ({spec.vllm.max_model_len}): "
+            "vLLM could never produce such a sequence; lower max_seq_len or raise max_model_len")
+    if probe_vllm and not run.rehearsal:
+        url = run.vllm_url.rstrip("/") + "/health"
+        try:
+            ok = httpx.get(url, timeout=5).status_code == 200
+        except httpx.HTTPError:
+            ok = False
+        if not ok:
+            raise RunError(
+                f"vLLM is not reachable at {run.vllm_url} (GET /health): start it with `make up`, "
+                "set VLLM_URL, or run a CPU rehearsal with --rehearsal")
+
+
+def write_resolved(run: RunConfig) -> Path:
+    out = Path(run.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "resolved_config.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(run.model_dump(mode="json"), indent=2, default=str))
+    tmp.replace(path)
+    return path

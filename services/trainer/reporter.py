@@ -1,0 +1,240 @@
+"""Metrics from the trainer to the coordinator: batched, retried, buffered, never blocking.
+
+`MetricReporter.report(step, metrics)` normalises the trainer's metric names (DESIGN.md),
+appends the event to `metrics.jsonl` next to the outputs at once, and queues it for a
+background thread that POSTs batches to the coordinator with exponential backoff.
+While the coordinator is away, unsent events wait in `metrics.pending.jsonl` and are
+flushed when it answers again (also by the next run of the same experiment). Training
+never waits for the coordinator and never fails because of it; a 409 (the experiment
+is no longer running there) stops sending but not writing.
+
+`ReporterCallback` hooks the reporter into a transformers Trainer on the main process.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import queue
+import re
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from ..contracts import MetricEvent
+
+log = logging.getLogger("hypolab.trainer.reporter")
+
+#: the trainers' names -> DESIGN.md's names (legacy GRPOTrainer, current RLTrainer, transformers)
+RENAMES: dict[str, str] = {
+    "train/reward": "reward",
+    "reward/std": "reward_std",
+    "completions/mean_length": "completion_length",
+    "tokens/completion": "completion_length",
+    "train_loss": "loss",
+}
+NAME_OK = re.compile(r"^[A-Za-z0-9_.:/-]{1,200}$")
+
+
+def normalise(metrics: dict[str, Any]) -> dict[str, float]:
+    """Finite numbers under DESIGN.md's names; `train/` prefixes and odd names removed."""
+    out: dict[str, float] = {}
+    for name, value in metrics.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        value = float(value)
+        if not math.isfinite(value) or abs(value) > 1e15:
+            continue
+        name = RENAMES.get(name, name)
+        if name.startswith("train/"):
+            name = name[len("train/"):]
+        if name.startswith("reward/") and name != "reward/std":  # current stack: reward/<func>
+            name = "rewards/" + name[len("reward/"):]
+        name = RENAMES.get(name, name)
+        if NAME_OK.match(name):
+            out[name] = value
+    return out
+
+
+class MetricReporter:
+    """Sends MetricEvents for one experiment; safe to call from the training loop."""
+
+    def __init__(self, experiment_id: str, output_dir: Path, coordinator: str | None = None,
+                 token: str | None = None, rehearsal: bool = False, batch_size: int = 50,
+                 max_backoff_s: float = 30.0, timeout_s: float = 5.0) -> None:
+        self.experiment_id = experiment_id
+        self.rehearsal = rehearsal
+        self.url = coordinator.rstrip("/") if coordinator else None
+        self.token = token
+        self.batch_size = batch_size
+        self.max_backoff_s = max_backoff_s
+        self.timeout_s = timeout_s
+        output_dir.mkdir(parents=True, exist_ok=True)
+        self.jsonl = output_dir / "metrics.jsonl"
+        self.pending = output_dir / "metrics.pending.jsonl"
+        self.sent = 0
+        self.refused = False  # the coordinator said 409: the experiment is not running there
+        self._queue: queue.Queue[MetricEvent | None] = queue.Queue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._client = httpx.Client(timeout=timeout_s) if self.url else None
+        if self.url:
+            self._thread = threading.Thread(target=self._run, name="metric-reporter", daemon=True)
+            self._thread.start()
+
+    # -- the training loop's side --------------------------------------------------------
+
+    def report(self, step: int, metrics: dict[str, Any]) -> MetricEvent | None:
+        values = normalise(metrics)
+        if not values:
+            return None
+        event = MetricEvent(experiment_id=self.experiment_id, step=max(0, int(step)), time=time.time(),
+                            metrics=values, rehearsal=self.rehearsal)
+        line = event.model_dump_json() + "\n"
+        with self._lock:
+            with open(self.jsonl, "a", encoding="utf-8") as handle:
+                handle.write(line)
+        if self.url and not self.refused:
+            self._queue.put(event)
+        return event
+
+    def post_json(self, path: str, body: dict[str, Any]) -> bool:
+        """One best-effort POST (the resolved config, an audit report); False if it did not land."""
+        if not self._client or not self.url:
+            return False
+        try:
+            r = self._client.post(f"{self.url}{path}", json=body, headers=self._headers())
+            return r.status_code < 300
+        except httpx.HTTPError as exc:
+            log.warning("coordinator unreachable for %s: %s", path, exc)
+            return False
+
+    def close(self, timeout_s: float = 15.0) -> None:
+        """Flush what can be sent within `timeout_s`; the rest stays in metrics.pending.jsonl."""
+        if self._thread is None:
+            return
+        self._queue.put(None)
+        self._thread.join(timeout_s)
+        if self._thread.is_alive():  # still backing off: keep what is queued on disk
+            self._spill(self._drain())
+        if self._client:
+            self._client.close()
+        self._thread = None
+
+    # -- the background sender -----------------------------------------------------------
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+    def _drain(self) -> list[MetricEvent]:
+        events = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return events
+            if item is not None:
+                events.append(item)
+
+    def _spill(self, events: list[MetricEvent]) -> None:
+        if not events:
+            return
+        with self._lock:
+            with open(self.pending, "a", encoding="utf-8") as handle:
+                handle.writelines(e.model_dump_json() + "\n" for e in events)
+
+    def _load_pending(self) -> list[MetricEvent]:
+        with self._lock:
+            if not self.pending.exists():
+                return []
+            lines = self.pending.read_text(encoding="utf-8").splitlines()
+            self.pending.unlink()
+        events = []
+        for line in lines:
+            try:
+                events.append(MetricEvent.model_validate_json(line))
+            except ValueError:
+                continue
+        return events
+
+    def _send(self, events: list[MetricEvent]) -> bool:
+        """True when the batch is done with (stored, or refused for good)."""
+        assert self._client is not None
+        body = [e.model_dump(mode="json") for e in events]
+        try:
+            r = self._client.post(f"{self.url}/api/experiments/{self.experiment_id}/metrics",
+                                  json=body, headers=self._headers())
+        except httpx.HTTPError as exc:
+            log.debug("coordinator unreachable: %s", exc)
+            return False
+        if r.status_code < 300:
+            self.sent += len(events)
+            return True
+        if r.status_code in (401, 403, 404, 409, 413, 422):
+            if r.status_code == 409:
+                self.refused = True
+            log.warning("coordinator refused %d metric events (%s): %s", len(events), r.status_code, r.text[:200])
+            return True
+        return False  # 5xx: retry later
+
+    def _run(self) -> None:
+        backlog: list[MetricEvent] = self._load_pending()
+        backoff = 0.5
+        closing = False
+        while True:
+            try:
+                item = self._queue.get(timeout=1.0 if backlog else None)
+                if item is None:
+                    closing = True
+                else:
+                    backlog.append(item)
+                backlog.extend(e for e in self._drain() if e is not None)
+            except queue.Empty:
+                pass
+            while backlog and not self.refused:
+                batch = backlog[: self.batch_size]
+                if self._send(batch):
+                    del backlog[: len(batch)]
+                    backoff = 0.5
+                    continue
+                self._spill(backlog)  # on disk while we wait, so a crash loses nothing
+                backlog = []
+                if closing:
+                    return
+                time.sleep(backoff)
+                backoff = min(self.max_backoff_s, backoff * 2)
+                backlog = self._load_pending()
+            if self.refused:
+                backlog = []
+            if closing:
+                return
+
+
+def reporter_from_env(experiment_id: str, output_dir: Path, coordinator: str | None,
+                      rehearsal: bool) -> MetricReporter:
+    """A reporter configured by the flags and the coordinator's env (HYPOLAB_TOKEN)."""
+    url = coordinator or os.environ.get("HYPOLAB_COORDINATOR")
+    return MetricReporter(experiment_id, output_dir, url, os.environ.get("HYPOLAB_TOKEN"), rehearsal)
+
+
+def make_callback(reporter: MetricReporter) -> Any:
+    """A transformers TrainerCallback that reports each log from the main process only."""
+    from transformers import TrainerCallback
+
+    class ReporterCallback(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
+            if state.is_world_process_zero and logs:
+                reporter.report(state.global_step, logs)
+
+    return ReporterCallback()
+
+
+def read_events(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

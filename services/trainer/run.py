@@ -1,0 +1,152 @@
+"""`hypolab train`: resolve, check, build the stack's trainer, train, report.
+
+Order matters: everything that can be refused is refused before a model is loaded
+(config.check_run), the resolved config is written and sent before the first step,
+and SIGTERM (the coordinator's early stop) ends training after the current step with
+metrics flushed and a checkpoint written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from .adapters import adapter_for, installed_verifiers
+from .config import RunConfig, check_run, write_resolved
+from .reporter import MetricReporter, make_callback, reporter_from_env
+
+log = logging.getLogger("hypolab.trainer")
+
+
+def _env_args(run: RunConfig) -> dict[str, Any]:
+    from .envs.common import sample_path
+
+    args = dict(run.spec.env_args)
+    if run.rehearsal and "dataset_path" not in args:
+        args["dataset_path"] = str(sample_path(run.spec.env))  # no hub download in a rehearsal
+    return args
+
+
+def _versions() -> dict[str, str]:
+    from importlib import metadata
+
+    out = {}
+    for name in ("verifiers", "transformers", "trl", "peft", "accelerate", "torch", "deepspeed", "vllm"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def _stop_on_sigterm(trainer: Any) -> None:
+    """SIGTERM: finish this step, save, stop (the transformers way: control flags)."""
+    from transformers import TrainerCallback
+
+    state = {"stop": False}
+
+    def handler(signum: int, frame: Any) -> None:
+        log.warning("SIGTERM: stopping after this step (checkpoint + flush)")
+        state["stop"] = True
+
+    signal.signal(signal.SIGTERM, handler)
+
+    class StopCallback(TrainerCallback):
+        def on_step_end(self, args, state_, control, **kwargs):  # noqa: ANN001
+            if state["stop"]:
+                control.should_save = True
+                control.should_training_stop = True
+
+    trainer.add_callback(StopCallback())
+
+
+def train(run: RunConfig, reporter: MetricReporter | None = None, audit_steps: int = 1) -> dict[str, Any]:
+    """Run one training; returns a summary (steps, last metrics, where things were written)."""
+    check_run(run)
+    adapter = adapter_for(run.spec.stack)
+    run.library = _versions()
+    out = Path(run.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    reporter = reporter or reporter_from_env(run.experiment_id, out, run.coordinator, run.rehearsal)
+    try:
+        return _train(run, adapter, reporter, out, audit_steps)
+    finally:
+        reporter.close()
+
+
+def _train(run: RunConfig, adapter: Any, reporter: MetricReporter, out: Path, audit_steps: int) -> dict[str, Any]:
+    import verifiers as vf
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from .audit_hook import AuditHook
+    from .audit_hook import make_callback as audit_callback
+
+    spec = run.spec
+    server = None
+    if run.rehearsal:
+        from .rehearsal import install_no_sync, tiny_model
+        from .scripted_policy import ScriptedPolicy, ScriptedServer, examples_from_dataset
+
+        install_no_sync()
+        model_path = str(tiny_model(out / "tiny-model"))
+    else:
+        model_path = spec.model
+    env = vf.load_environment(spec.env, **_env_args(run))
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    if run.rehearsal:
+        server = ScriptedServer(tokenizer, ScriptedPolicy(examples_from_dataset(env.dataset), seed=0)).__enter__()
+        host, port = "127.0.0.1", server.port
+    else:
+        url = urlparse(run.vllm_url)
+        host, port = url.hostname or "vllm", url.port or 8000
+    try:
+        args, lora = adapter.build(spec, output_dir=str(out), run_name=run.experiment_id,
+                                   vllm_host=host, vllm_port=port, cpu=run.rehearsal)
+        run.trainer_config = {k: (v if isinstance(v, (int, float, str, bool, type(None))) else str(v))
+                              for k, v in args.to_dict().items()}
+        run.trainer_config["peft_config"] = None if lora is None else {
+            "r": lora.r, "lora_alpha": lora.lora_alpha, "lora_dropout": lora.lora_dropout,
+            "target_modules": sorted(lora.target_modules)}
+        write_resolved(run)
+        reporter.post_json(f"/api/experiments/{run.experiment_id}/config", json.loads(run.model_dump_json()))
+        model = AutoModelForCausalLM.from_pretrained(model_path, torch_dtype="auto")
+        hook = AuditHook(spec.stack, tokenizer, steps=audit_steps)
+        trainer = adapter.make_trainer(model, env, args, tokenizer, lora,
+                                       [make_callback(reporter), audit_callback(hook, reporter)])
+        hook.install(trainer)
+        _stop_on_sigterm(trainer)
+        result = trainer.train()
+        if hook.masks.sequences:
+            hook.write(out / "audit_hook.json")
+        if not run.rehearsal:
+            trainer.save_model(str(out / "final"))
+        summary = {"experiment_id": run.experiment_id, "rehearsal": run.rehearsal,
+                   "global_step": trainer.state.global_step, "training_loss": result.training_loss,
+                   "output_dir": str(out), "metrics_file": str(reporter.jsonl),
+                   "audit": hook.metrics() if hook.masks.sequences else None}
+        (out / "summary.json").write_text(json.dumps(summary, indent=2))
+        return summary
+    finally:
+        if server is not None:
+            server.__exit__(None, None, None)
+        try:
+            async_gen = getattr(locals().get("trainer"), "async_generator", None)
+            if async_gen is not None:
+                async_gen.stop()
+        except Exception:
+            pass
+
+
+def verifiers_matches(stack: str) -> bool:
+    from .adapters import STACK_VERIFIERS
+
+    return installed_verifiers() == STACK_VERIFIERS[stack][0]
+
+
+def is_main_process() -> bool:
+    return os.environ.get("RANK", "0") == "0"
