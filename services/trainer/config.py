@@ -50,6 +50,8 @@ FLAG_PATHS: dict[str, str] = {
 
 #: A CPU rehearsal keeps the spec but runs a few small steps in one process.
 REHEARSAL_DEFAULTS: dict[str, Any] = {
+    "training.batch_size": 4,
+    "training.num_generations": 4,
     "training.max_steps": 2,
     "training.num_epochs": None,
     "training.num_processes": 1,

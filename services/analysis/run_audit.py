@@ -1,0 +1,224 @@
+"""`hypolab audit`: rollouts from a file, a live vLLM or the scripted policy -> AuditReport.
+
+Rollouts are produced by the environment's own rollout code (scripted / live) or read
+from JSONL; the stack's own processing builds the training sequences; attention facts
+come from the trainer's masks: `--trainer-masks FILE` (a rehearsal's audit_hook.json),
+or, with `--scripted`, from a one-step CPU rehearsal of the real trainer run here.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from ..contracts import AuditReport
+from .audit import TrainerMasks, audit_samples
+from .processing import build_samples
+from .rollouts import Rollout, Skipped, read_rollouts
+
+
+@dataclass
+class AuditOptions:
+    env: str
+    stack: str = "legacy"
+    rollouts_file: Path | None = None
+    base_url: str | None = None
+    model: str | None = None
+    scripted: bool = False
+    tokenizer: str = "qwen2.5"
+    num_examples: int = 4
+    num_generations: int = 4
+    max_seq_len: int = 4096
+    max_model_len: int = 8192
+    max_tokens: int = 1024
+    mask_env_responses: bool = True
+    trainer_masks: Path | None = None
+    rehearse: bool = True  # with --scripted and no --trainer-masks: run one rehearsal step
+    work_dir: Path = Path("outputs/audit")
+
+
+def generate_rollouts(opts: AuditOptions, tokenizer: Any) -> list[Rollout]:
+    """Run the environment's real rollouts against the scripted policy or a live server."""
+    import verifiers as vf
+    from openai import AsyncOpenAI
+
+    from ..trainer.envs.common import sample_path
+    from ..trainer.scripted_policy import ScriptedPolicy, ScriptedServer, examples_from_dataset
+
+    env_args: dict[str, Any] = {}
+    if opts.scripted:
+        env_args["dataset_path"] = str(sample_path(opts.env))
+    env = vf.load_environment(opts.env, **env_args)
+    ds = env.get_dataset(n=opts.num_examples)
+    k = opts.num_generations
+    inputs = {col: [row for row in ds[col] for _ in range(k)] for col in ("prompt", "answer", "info", "task") if col in ds.column_names}
+    sampling = {"temperature": 1.0, "max_tokens": opts.max_tokens, "logprobs": True,
+                "extra_body": {"return_tokens_as_token_ids": True, "skip_special_tokens": False,
+                               "include_stop_str_in_output": False, "return_token_ids": True}}
+    server = None
+    if opts.scripted:
+        server = ScriptedServer(tokenizer, ScriptedPolicy(examples_from_dataset(env.dataset), seed=0)).__enter__()
+        client, model = AsyncOpenAI(base_url=server.base_url, api_key="scripted"), "scripted"
+    else:
+        client, model = AsyncOpenAI(base_url=opts.base_url, api_key="EMPTY"), opts.model or "model"
+    try:
+        results = env.generate(inputs, client=client, model=model, sampling_args=sampling)
+    finally:
+        if server is not None:
+            server.__exit__(None, None, None)
+    rollouts = []
+    tools = getattr(env, "oai_tools", None) or None
+    for i, (prompt, completion, state, reward) in enumerate(zip(results.prompt, results.completion, results.state, results.reward)):
+        responses = state.get("responses", [])
+        sampled, prompt_ids, reasons = [], [], []
+        for resp in responses:
+            choice = resp.choices[0]
+            reasons.append(choice.finish_reason or "stop")
+            sampled.append([int(t.token.split(":")[-1]) for t in choice.logprobs.content])
+            prompt_ids.append(getattr(resp, "prompt_token_ids", None))
+        rollouts.append(Rollout(
+            prompt=list(prompt), completion=[_plain(m) for m in completion], reward=float(reward),
+            group=f"g{i // k}", tools=tools, finish_reasons=reasons, sampled_ids=sampled,
+            prompt_ids_per_turn=prompt_ids if all(p is not None for p in prompt_ids) else None))
+    return rollouts
+
+
+def _plain(m: dict[str, Any]) -> dict[str, Any]:
+    m = dict(m)
+    if m.get("tool_calls"):
+        m["tool_calls"] = [c if isinstance(c, dict) else c.model_dump() for c in m["tool_calls"]]
+    return m
+
+
+def rehearsal_masks(opts: AuditOptions) -> TrainerMasks | None:
+    """One step of the real trainer on CPU (rehearsal); its hook's recorded tensors."""
+    from ..trainer.adapters import installed_verifiers, STACK_VERIFIERS
+    from ..trainer.config import resolve_run
+    from ..trainer.run import train
+    from ..specs import EXPERIMENTS_DIR
+
+    if installed_verifiers() != STACK_VERIFIERS[opts.stack][0]:
+        return None
+    spec = EXPERIMENTS_DIR / f"{opts.env}.yaml"
+    out = opts.work_dir / f"rehearsal-{opts.env}-{opts.stack}"
+    run = resolve_run(spec, [f"stack={opts.stack}", "training.batch_size=4", "training.num_generations=4"],
+                      {"max_steps": 1}, f"audit-{opts.env}", out, None, None, rehearsal=True)
+    train(run)
+    path = out / "audit_hook.json"
+    return TrainerMasks.from_json(json.loads(path.read_text())) if path.exists() else None
+
+
+def run_audit(opts: AuditOptions) -> AuditReport:
+    from .tokenizer import load_tokenizer
+
+    tokenizer = load_tokenizer(opts.tokenizer)
+    skipped: list[Skipped] = []
+    if opts.rollouts_file is not None:
+        rollouts, skipped = read_rollouts(opts.rollouts_file)
+        source = f"file {opts.rollouts_file}"
+    else:
+        rollouts = generate_rollouts(opts, tokenizer)
+        source = "scripted policy" if opts.scripted else f"live {opts.base_url}"
+    kept, samples = [], []
+    for r in rollouts:  # a conversation longer than the model's context is reported and skipped
+        try:
+            built = build_samples(opts.stack, [r], tokenizer, opts.max_seq_len, opts.mask_env_responses)
+        except Exception as exc:  # the stack's own processing refused it (e.g. a prefix mismatch)
+            skipped.append(Skipped(r.line or 0, f"the {opts.stack} stack could not process it: {exc}"[:300]))
+            continue
+        length = max(len(s.ids) for s in built)
+        if length > opts.max_model_len:
+            skipped.append(Skipped(r.line or 0, f"{length} tokens: longer than max_model_len {opts.max_model_len}"))
+            continue
+        for s in built:
+            s.rollout = len(kept)
+        kept.append(r)
+        samples.extend(built)
+    masks = None
+    if opts.trainer_masks is not None:
+        masks = TrainerMasks.from_json(json.loads(Path(opts.trainer_masks).read_text()))
+    elif opts.scripted and opts.rehearse:
+        masks = rehearsal_masks(opts)
+    return audit_samples(env=opts.env, stack=opts.stack, rollouts=kept, samples=samples, tokenizer=tokenizer,
+                         max_seq_len=opts.max_seq_len, max_model_len=opts.max_model_len, masks=masks,
+                         skipped=skipped, rehearsal=opts.scripted, source=source)
+
+
+# -- presenting ---------------------------------------------------------------------------
+
+
+def _pct(x: Any) -> str:
+    return "—" if x is None else f"{100 * float(x):.0f}%"
+
+
+def compare_table(reports: list[AuditReport]) -> Table:
+    """H07 method 2: the environments side by side, one column each."""
+    table = Table(title="Conversation structure and training sequences (H07 method 2)")
+    table.add_column("")
+    for r in reports:
+        table.add_column(f"{r.env} ({r.stack})")
+    d = [r.model_dump() for r in reports]
+
+    def row(label: str, f: Any) -> None:
+        table.add_row(label, *[str(f(x)) for x in d])
+
+    row("rollouts", lambda x: x["rollouts"])
+    row("turns min/mean/max", lambda x: "/".join(str(x.get("turns", {}).get(k, "")) for k in ("min", "mean", "max")))
+    row("tool calls min/mean/max", lambda x: "/".join(str(x.get("tool_calls", {}).get(k, "")) for k in ("min", "mean", "max")))
+    for role in ("system", "user", "assistant", "tool"):
+        row(f"tokens: {role}", lambda x, role=role: x["tokens_by_role"].get(role, 0))
+    for role in ("assistant", "tool"):
+        row(f"trained share: {role}", lambda x, role=role: _pct(x.get("trained_share_by_role", {}).get(role)))
+    row("context p50/p95/max", lambda x: "/".join(str(x.get("context_length", {}).get(k, "")) for k in ("p50", "p95", "max")))
+    row("truncated", lambda x: _pct(x.get("truncated_share")))
+    row("zero-variance groups", lambda x: _pct((x.get("groups") or {}).get("zero_variance_share")))
+    row("attended: prompt (user)", lambda x: _pct(((x.get("attention") or {}).get("visible_share") or {}).get("user")))
+    row("attended: tool", lambda x: _pct(((x.get("attention") or {}).get("visible_share") or {}).get("tool")))
+    row("findings", lambda x: ", ".join(f["code"] for f in x["findings"]) or "none")
+    return table
+
+
+def print_report(report: AuditReport, console: Console | None = None) -> None:
+    console = console or Console()
+    console.print(compare_table([report]))
+    for f in report.findings:
+        console.print(f"[bold]{f.code}[/bold] ({f.severity}, {f.count}): {f.message}")
+
+
+def html_page(reports: list[AuditReport]) -> str:
+    """One self-contained HTML page: the comparison table and each report's findings."""
+    from html import escape
+
+    console = Console(record=True, width=160)
+    console.print(compare_table(reports))
+    table_html = console.export_html(inline_styles=True, code_format="<pre>{code}</pre>")
+    parts = ["<!doctype html><html lang='en'><head><meta charset='utf-8'><title>hypolab audit</title>",
+             "<style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:70rem}"
+             "td,th{padding:.2rem .5rem;border-bottom:1px solid #ddd;text-align:left}"
+             ".t{font-family:monospace;white-space:pre-wrap}.tr{background:#ffe9a8}.hid{opacity:.45}</style></head><body>",
+             "<h1>hypolab audit</h1>", table_html]
+    for r in reports:
+        parts.append(f"<h2>{escape(r.env)} on the {escape(r.stack)} stack"
+                     f"{' (rehearsal: scripted policy)' if r.rehearsal else ''}</h2><table><tr><th>code</th><th>severity</th><th>count</th><th>message</th></tr>")
+        for f in r.findings:
+            parts.append(f"<tr><td>{escape(f.code)}</td><td>{f.severity}</td><td>{f.count}</td><td>{escape(f.message)}</td></tr>")
+        parts.append("</table>")
+        diff = r.model_dump().get("template_diff")
+        if diff:
+            parts.append(f"<p>Training sequence vs chat template: first difference at token {diff['first_position']} "
+                         f"({diff['rollouts_differing']} rollouts differ).</p><p>training: <code>{escape(repr(diff['training']))}</code><br>"
+                         f"template: <code>{escape(repr(diff['template']))}</code></p>")
+        example = (r.model_dump().get("example_rollout") or {}).get("tokens") or []
+        if example:
+            parts.append("<p>Example sequence (highlight: carries loss; faded: hidden from attention):</p><p class='t'>")
+            for tok in example:
+                cls = ("tr " if tok["trained"] else "") + ("hid" if tok.get("attended") == 0 else "")
+                parts.append(f"<span class='{cls}' title='{tok['role']}'>{escape(tok['text'])}</span>")
+            parts.append("</p>")
+    parts.append("</body></html>")
+    return "".join(parts)

@@ -1,0 +1,88 @@
+"""Audits of real rollouts through verifiers 0.1.3.post0's own processing code."""
+
+import json
+
+import pytest
+
+from hypolab.analysis.audit import FINDING_CODES, MaskedSequence, TrainerMasks, audit_samples
+from hypolab.analysis.processing import build_samples
+from hypolab.analysis.rollouts import read_rollouts, to_jsonable
+from hypolab.analysis.run_audit import AuditOptions, generate_rollouts, html_page
+
+
+@pytest.fixture(scope="module")
+def scripted(tok):
+    def make(env):
+        return generate_rollouts(AuditOptions(env=env, scripted=True, num_examples=3, num_generations=4), tok)
+    return {env: make(env) for env in ("gsm8k", "math-python")}
+
+
+def audit(tok, env, rollouts, masks=None, max_seq_len=4096, mask_env=True, skipped=None):
+    samples = build_samples("legacy", rollouts, tok, max_seq_len, mask_env_responses=mask_env)
+    return audit_samples(env=env, stack="legacy", rollouts=rollouts, samples=samples, tokenizer=tok,
+                         max_seq_len=max_seq_len, max_model_len=8192, masks=masks, skipped=skipped)
+
+
+def codes(report):
+    return {f.code for f in report.findings}
+
+
+def test_multi_turn_legacy_defects_are_found(tok, scripted):
+    report = audit(tok, "math-python", scripted["math-python"])
+    assert {"MISSING_ASSISTANT_HEADER", "DROPPED_NEWLINE", "TOOLS_BLOCK_MISSING"} <= codes(report)
+    assert "TOOL_TOKENS_TRAINED" not in codes(report)  # mask_env_responses=True
+    assert "CONTEXT_HIDDEN_FROM_ATTENTION" not in codes(report)  # no trainer masks: no claim
+    assert report.trained_tokens_by_role["tool"] == 0 and report.tokens_by_role["tool"] > 0
+    assert report.turns["min"] == 2 and report.tool_calls["max"] >= 1
+    assert report.template_diff["first_position"] > 0
+    assert set(codes(report)) <= set(FINDING_CODES)
+
+
+def test_single_turn_has_none_of_the_multi_turn_defects(tok, scripted):
+    report = audit(tok, "gsm8k", scripted["gsm8k"])
+    assert not {"MISSING_ASSISTANT_HEADER", "DROPPED_NEWLINE", "TOOLS_BLOCK_MISSING", "TOOL_TOKENS_TRAINED"} & codes(report)
+    assert report.turns == {"min": 1, "mean": 1.0, "max": 1}
+
+
+def test_tool_tokens_trained_when_env_responses_are_not_masked(tok, scripted):
+    report = audit(tok, "math-python", scripted["math-python"], mask_env=False)
+    assert "TOOL_TOKENS_TRAINED" in codes(report)
+    assert report.trained_tokens_by_role["tool"] == report.tokens_by_role["tool"]
+
+
+def test_truncation_and_zero_variance_groups(tok, scripted):
+    rollouts = scripted["math-python"]
+    for r in rollouts:
+        r.reward = 1.0  # every group identical
+    report = audit(tok, "math-python", rollouts, max_seq_len=200)
+    assert "TRUNCATED" in codes(report) and report.truncated_share > 0
+    assert "ZERO_VARIANCE_GROUPS" in codes(report) and report.groups["zero_variance_share"] == 1.0
+
+
+def test_hidden_context_comes_from_trainer_masks(tok, scripted):
+    rollouts = scripted["math-python"][:2]
+    samples = build_samples("legacy", rollouts, tok, 4096)
+    # the legacy trainer feeds prompt_mask + completion_mask as the attention mask
+    hidden = TrainerMasks("legacy", [MaskedSequence(s.ids, [0] * len(s.prompt_ids) + s.loss_mask, [0] * len(s.prompt_ids) + s.loss_mask) for s in samples])
+    shown = TrainerMasks("current", [MaskedSequence(s.ids, [1] * len(s.ids), [0] * len(s.prompt_ids) + s.loss_mask) for s in samples])
+    bad = audit(tok, "math-python", rollouts, masks=hidden)
+    good = audit(tok, "math-python", rollouts, masks=shown)
+    assert "CONTEXT_HIDDEN_FROM_ATTENTION" in codes(bad) and bad.attention["visible_share"]["user"] == 0.0
+    assert "CONTEXT_HIDDEN_FROM_ATTENTION" not in codes(good) and good.attention["visible_share"]["tool"] == 1.0
+    assert "hid" in html_page([bad])
+
+
+def test_bad_lines_are_reported_and_skipped(tok, scripted, tmp_path):
+    good = json.dumps(to_jsonable(scripted["math-python"][0]))
+    bad_role = json.dumps({"prompt": [{"role": "narrator", "content": "x"}], "completion": [{"role": "assistant", "content": "y"}]})
+    bad_args = json.loads(good)
+    bad_args["completion"][0]["tool_calls"][0]["function"]["arguments"] = "{not json"
+    path = tmp_path / "r.jsonl"
+    path.write_text("\n".join([good, "{oops", bad_role, json.dumps(bad_args), good]) + "\n")
+    rollouts, skipped = read_rollouts(path)
+    assert len(rollouts) == 2
+    assert [(s.line, s.problem.split(" ")[0]) for s in skipped] == [(2, "not"), (3, "prompt[0]"), (4, "completion[0].tool_calls[0]")]
+    assert "unknown role" in skipped[1].problem and "not JSON" in skipped[2].problem
+    report = audit(tok, "math-python", rollouts, skipped=skipped)
+    assert report.rollouts == 2
+    assert next(f for f in report.findings if f.code == "SKIPPED_LINES").count == 3
