@@ -33,10 +33,10 @@ CA_BUNDLE ?= $(PIP_CERT)
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-20s %s\n", $$1, $$2}'
 
-$(HYPOLAB): pyproject.toml docker/stacks/legacy-cpu.txt
+$(HYPOLAB): pyproject.toml docker/stacks/cpu/legacy.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e ".[dev,audit,trainer]" -r docker/stacks/legacy-cpu.txt
+	$(VENV)/bin/pip install -q -e ".[dev,audit,trainer]" -r docker/stacks/cpu/legacy.txt
 	@touch $@
 
 install: $(HYPOLAB) ## create .venv with hypolab and its dev tools

@@ -72,13 +72,17 @@ class NoSyncClient:
         return None
 
 
-def install_no_sync() -> None:
-    """Make `verifiers.inference.vllm_client.VLLMClient` (legacy) a NoSyncClient.
+#: where each stack's trainer finds its weight-sync client (legacy, current)
+CLIENT_MODULES = ("verifiers.inference.vllm_client", "verifiers.rl.inference.client")
 
-    The real module imports vllm at load time, which a CPU host does not have; the
-    trainer imports the client lazily in its __init__, so a module registered here first
-    is the one it gets."""
-    module = types.ModuleType("verifiers.inference.vllm_client")
-    module.VLLMClient = NoSyncClient  # type: ignore[attr-defined]
-    module.__doc__ = "hypolab rehearsal: weight sync is a no-op (see hypolab.trainer.rehearsal)"
-    sys.modules["verifiers.inference.vllm_client"] = module
+
+def install_no_sync() -> None:
+    """Make verifiers' `VLLMClient` (both stacks' modules) a NoSyncClient.
+
+    The real modules import vllm at load time, which a CPU host does not have; a module
+    registered in sys.modules before the trainer is imported is the one it gets."""
+    for name in CLIENT_MODULES:
+        module = types.ModuleType(name)
+        module.VLLMClient = NoSyncClient  # type: ignore[attr-defined]
+        module.__doc__ = "hypolab rehearsal: weight sync is a no-op (see hypolab.trainer.rehearsal)"
+        sys.modules[name] = module

@@ -1,4 +1,4 @@
-"""The CPU rehearsal's pins (docker/stacks/legacy-cpu.txt) are the legacy stack's."""
+"""The CPU rehearsal's pins (docker/stacks/cpu/legacy.txt) are the legacy stack's."""
 
 from hypolab.paths import ROOT
 
@@ -14,7 +14,7 @@ def pins(name):
 
 
 def test_cpu_pins_follow_the_legacy_stack():
-    cpu, gpu = pins("legacy-cpu.txt"), pins("legacy.txt")
+    cpu, gpu = pins("cpu/legacy.txt"), pins("legacy.txt")
     shared = set(cpu) & set(gpu) - {"torch"}  # torch: the CPU build here, the CUDA one in the image
     assert {"verifiers", "trl", "transformers", "peft", "accelerate"} <= shared
     assert all(cpu[p] == gpu[p] for p in shared)

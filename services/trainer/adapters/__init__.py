@@ -36,5 +36,5 @@ def adapter_for(stack: str) -> ModuleType:
         raise StackMismatch(
             f"stack {stack!r} needs verifiers=={wanted}, this environment has "
             f"{'no verifiers' if have is None else 'verifiers==' + have}: run the {stack} trainer image "
-            f"(STACK={stack} make images) or a venv with docker/stacks/{stack}-cpu.txt")
+            f"(STACK={stack} make images) or a venv with docker/stacks/cpu/{stack}.txt")
     return import_module(module)
