@@ -28,7 +28,7 @@ LOCAL_BASE_IMAGE ?= hypolab/base:bookworm
 # Defaults to the one pip on this host is told to trust, if any.
 CA_BUNDLE ?= $(PIP_CERT)
 
-.PHONY: help install ca-certs bench up down logs status preflight images images-coordinator base-image test clean
+.PHONY: help demo install ca-certs bench up down logs status preflight images images-coordinator base-image test clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-20s %s\n", $$1, $$2}'
@@ -39,10 +39,21 @@ $(HYPOLAB): pyproject.toml docker/stacks/cpu/legacy.txt
 	$(VENV)/bin/pip install -q -e ".[dev,audit,trainer]" -r docker/stacks/cpu/legacy.txt
 	@touch $@
 
-install: $(HYPOLAB) ## create .venv with hypolab and its dev tools
+# The current stack (verifiers 0.1.9.post3) in a venv of its own: the two stacks' pins conflict.
+VENV_CURRENT ?= .venv-current
+$(VENV_CURRENT)/bin/hypolab: pyproject.toml docker/stacks/cpu/current.txt
+	$(PYTHON) -m venv $(VENV_CURRENT)
+	$(VENV_CURRENT)/bin/pip install -q --upgrade pip
+	DS_BUILD_OPS=0 $(VENV_CURRENT)/bin/pip install -q -e ".[audit,trainer]" -r docker/stacks/cpu/current.txt
+	@touch $@
+
+install: $(HYPOLAB) $(VENV_CURRENT)/bin/hypolab ## create .venv (legacy stack, dev tools) and .venv-current (current stack)
 
 up: $(HYPOLAB) ca-certs ## preflight, then start vllm + coordinator (or the embedded default) and wait until healthy
 	$(HYPOLAB) up
+
+demo: $(HYPOLAB) ## no GPU, no Docker: a local coordinator runs H06+H07 as CPU rehearsals + real audits (~5-7 min)
+	$(HYPOLAB) demo
 
 down: ## stop and remove the stack's containers (volumes are kept)
 	$(COMPOSE) --profile train down
@@ -75,7 +86,7 @@ images: images-coordinator ## build all three images for STACK (GPU images FROM 
 base-image: ## build hypolab/base:bookworm from Debian's packages (no image registry needed)
 	bash docker/base-image.sh $(LOCAL_BASE_IMAGE)
 
-test: $(HYPOLAB) ca-certs ## run the whole test suite (integration tests need Docker; CI provides it)
+test: $(HYPOLAB) $(VENV_CURRENT)/bin/hypolab ca-certs ## run the whole test suite (integration tests need Docker; CI provides it)
 	$(PYTEST) -ra
 
 bench: $(HYPOLAB) ## run the benchmarks (verdict engine, coordinator load)

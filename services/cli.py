@@ -232,7 +232,8 @@ def audit(
     """Audit the training sequences a stack builds (masking, headers, truncation, reward spread)."""
     from rich.console import Console
 
-    from .analysis.run_audit import AuditOptions, compare_table, html_page, print_report, run_audit
+    from .analysis.compare_page import compare_table, html_page, print_report
+    from .analysis.run_audit import AuditOptions, run_audit
     from .analysis.tokenizer import TokenizerError
 
     envs = list(compare or []) + list(extra_envs or [])
@@ -275,6 +276,15 @@ def audit(
         html_out.parent.mkdir(parents=True, exist_ok=True)
         html_out.write_text(html_page(reports))
         console.print(f"html: {html_out}")
+
+
+@app.command()
+def demo(directory: Path = typer.Option(Path("outputs/demo"), "--dir", help="database, outputs and the report go here"),
+         timeout_s: float = typer.Option(1800, help="stop following after this many seconds")) -> None:
+    """The embedded default on CPU: a local coordinator runs H06+H07 as rehearsals and real audits."""
+    from .demo import run_demo
+
+    raise typer.Exit(run_demo(directory, timeout_s))
 
 
 @app.command()

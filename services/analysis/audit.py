@@ -160,7 +160,7 @@ def audit_samples(
             roles = labelled.roles
             start = len(s.prompt_ids)
             for k, role in enumerate(roles):
-                if s is last or k >= start:  # prompt tokens of later turns are counted once, in the last sample
+                if s is last:  # the last sample holds the whole conversation (current: earlier turns in its prompt)
                     tokens_by_role[role] += 1
                 if k >= start and s.loss_mask[k - start]:
                     trained_by_role[role] += 1

@@ -13,9 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-
 from ..contracts import AuditReport
 from .audit import TrainerMasks, audit_samples
 from .processing import build_samples
@@ -67,14 +64,20 @@ def generate_rollouts(opts: AuditOptions, tokenizer: Any) -> list[Rollout]:
     else:
         client, model = AsyncOpenAI(base_url=opts.base_url, api_key="EMPTY"), opts.model or "model"
     try:
-        results = env.generate(inputs, client=client, model=model, sampling_args=sampling)
+        if hasattr(env, "generate_sync"):  # verifiers 0.1.9: async generate, a list of inputs
+            rows = [dict(zip(inputs, values), example_id=n // k) for n, values in enumerate(zip(*inputs.values()))]
+            out = env.generate_sync(rows, client=client, model=model, sampling_args=sampling, use_tqdm=False)
+            results = [(out["prompt"][n], out["completion"][n], [step["response"] for step in out["state"][n]["trajectory"]],
+                        out["reward"][n]) for n in range(len(rows))]
+        else:  # verifiers 0.1.3: columns in, GenerateOutputs with state["responses"] out
+            out = env.generate(inputs, client=client, model=model, sampling_args=sampling)
+            results = [(p, c, st.get("responses", []), rw) for p, c, st, rw in zip(out.prompt, out.completion, out.state, out.reward)]
     finally:
         if server is not None:
             server.__exit__(None, None, None)
     rollouts = []
     tools = getattr(env, "oai_tools", None) or None
-    for i, (prompt, completion, state, reward) in enumerate(zip(results.prompt, results.completion, results.state, results.reward)):
-        responses = state.get("responses", [])
+    for i, (prompt, completion, responses, reward) in enumerate(results):
         sampled, prompt_ids, reasons = [], [], []
         for resp in responses:
             choice = resp.choices[0]
@@ -106,7 +109,10 @@ def rehearsal_masks(opts: AuditOptions) -> TrainerMasks | None:
         return None
     spec = EXPERIMENTS_DIR / f"{opts.env}.yaml"
     out = opts.work_dir / f"rehearsal-{opts.env}-{opts.stack}"
-    run = resolve_run(spec, [f"stack={opts.stack}", "training.batch_size=4", "training.num_generations=4"],
+    sets = [f"stack={opts.stack}", "training.batch_size=4", "training.num_generations=4"]
+    if opts.stack == "current":  # RLTrainer has none of the legacy-only knobs
+        sets += ["training.beta=null", "training.loss_type=null", "training.scale_rewards=null"]
+    run = resolve_run(spec, sets,
                       {"max_steps": 1}, f"audit-{opts.env}", out, None, None, rehearsal=True)
     train(run)
     path = out / "audit_hook.json"
@@ -147,78 +153,3 @@ def run_audit(opts: AuditOptions) -> AuditReport:
     return audit_samples(env=opts.env, stack=opts.stack, rollouts=kept, samples=samples, tokenizer=tokenizer,
                          max_seq_len=opts.max_seq_len, max_model_len=opts.max_model_len, masks=masks,
                          skipped=skipped, rehearsal=opts.scripted, source=source)
-
-
-# -- presenting ---------------------------------------------------------------------------
-
-
-def _pct(x: Any) -> str:
-    return "—" if x is None else f"{100 * float(x):.0f}%"
-
-
-def compare_table(reports: list[AuditReport]) -> Table:
-    """H07 method 2: the environments side by side, one column each."""
-    table = Table(title="Conversation structure and training sequences (H07 method 2)")
-    table.add_column("")
-    for r in reports:
-        table.add_column(f"{r.env} ({r.stack})")
-    d = [r.model_dump() for r in reports]
-
-    def row(label: str, f: Any) -> None:
-        table.add_row(label, *[str(f(x)) for x in d])
-
-    row("rollouts", lambda x: x["rollouts"])
-    row("turns min/mean/max", lambda x: "/".join(str(x.get("turns", {}).get(k, "")) for k in ("min", "mean", "max")))
-    row("tool calls min/mean/max", lambda x: "/".join(str(x.get("tool_calls", {}).get(k, "")) for k in ("min", "mean", "max")))
-    for role in ("system", "user", "assistant", "tool"):
-        row(f"tokens: {role}", lambda x, role=role: x["tokens_by_role"].get(role, 0))
-    for role in ("assistant", "tool"):
-        row(f"trained share: {role}", lambda x, role=role: _pct(x.get("trained_share_by_role", {}).get(role)))
-    row("context p50/p95/max", lambda x: "/".join(str(x.get("context_length", {}).get(k, "")) for k in ("p50", "p95", "max")))
-    row("truncated", lambda x: _pct(x.get("truncated_share")))
-    row("zero-variance groups", lambda x: _pct((x.get("groups") or {}).get("zero_variance_share")))
-    row("attended: prompt (user)", lambda x: _pct(((x.get("attention") or {}).get("visible_share") or {}).get("user")))
-    row("attended: tool", lambda x: _pct(((x.get("attention") or {}).get("visible_share") or {}).get("tool")))
-    row("findings", lambda x: ", ".join(f["code"] for f in x["findings"]) or "none")
-    return table
-
-
-def print_report(report: AuditReport, console: Console | None = None) -> None:
-    console = console or Console()
-    console.print(compare_table([report]))
-    for f in report.findings:
-        console.print(f"[bold]{f.code}[/bold] ({f.severity}, {f.count}): {f.message}")
-
-
-def html_page(reports: list[AuditReport]) -> str:
-    """One self-contained HTML page: the comparison table and each report's findings."""
-    from html import escape
-
-    console = Console(record=True, width=160)
-    console.print(compare_table(reports))
-    table_html = console.export_html(inline_styles=True, code_format="<pre>{code}</pre>")
-    parts = ["<!doctype html><html lang='en'><head><meta charset='utf-8'><title>hypolab audit</title>",
-             "<style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:70rem}"
-             "td,th{padding:.2rem .5rem;border-bottom:1px solid #ddd;text-align:left}"
-             ".t{font-family:monospace;white-space:pre-wrap}.tr{background:#ffe9a8}.hid{opacity:.45}</style></head><body>",
-             "<h1>hypolab audit</h1>", table_html]
-    for r in reports:
-        parts.append(f"<h2>{escape(r.env)} on the {escape(r.stack)} stack"
-                     f"{' (rehearsal: scripted policy)' if r.rehearsal else ''}</h2><table><tr><th>code</th><th>severity</th><th>count</th><th>message</th></tr>")
-        for f in r.findings:
-            parts.append(f"<tr><td>{escape(f.code)}</td><td>{f.severity}</td><td>{f.count}</td><td>{escape(f.message)}</td></tr>")
-        parts.append("</table>")
-        diff = r.model_dump().get("template_diff")
-        if diff:
-            parts.append(f"<p>Training sequence vs chat template: first difference at token {diff['first_position']} "
-                         f"({diff['rollouts_differing']} rollouts differ).</p><p>training: <code>{escape(repr(diff['training']))}</code><br>"
-                         f"template: <code>{escape(repr(diff['template']))}</code></p>")
-        example = (r.model_dump().get("example_rollout") or {}).get("tokens") or []
-        if example:
-            parts.append("<p>Example sequence (highlight: carries loss; faded: hidden from attention):</p><p class='t'>")
-            for tok in example:
-                cls = ("tr " if tok["trained"] else "") + ("hid" if tok.get("attended") == 0 else "")
-                parts.append(f"<span class='{cls}' title='{tok['role']}'>{escape(tok['text'])}</span>")
-            parts.append("</p>")
-    parts.append("</body></html>")
-    return "".join(parts)

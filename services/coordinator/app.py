@@ -332,6 +332,18 @@ def create_app(settings: CoordinatorSettings | None = None, runner: Runner | Non
         lab_of(request).store_report(eid, report.model_dump(mode="json"))
         return {"experiment_id": eid, "stored": "report"}
 
+    @app.get("/api/hypotheses/{hid}/audit.html", tags=["hypotheses"], dependencies=[Depends(reader)],
+             response_class=HTMLResponse)
+    def hypothesis_audits(hid: str, request: Request) -> HTMLResponse:
+        """The hypothesis' audit reports side by side (H07 method 2), as one HTML page."""
+        from ..analysis.compare_page import html_page
+
+        rows = request.app.state.store.experiments(hypothesis_id=hid)
+        reports = [AuditReport.model_validate(r["report"]) for r in rows if r.get("report")]
+        if not reports:
+            raise HTTPException(404, f"{hid} has no audit reports yet")
+        return HTMLResponse(html_page(reports))
+
     @app.get("/api/experiments/{eid}/metrics", tags=["experiments"], dependencies=[Depends(reader)])
     async def get_metrics(eid: str, request: Request, since: int = Query(-1, ge=-1, le=MAX_SEQ),
                     name: str | None = Query(None, max_length=128)) -> JSONResponse:

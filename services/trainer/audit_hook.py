@@ -27,7 +27,7 @@ class AuditHook:
         self.steps = steps
         self.max_sequences = max_sequences
         self.masks = TrainerMasks(stack=stack)
-        self._pending_loss_mask: Any = None
+        self._last_rows: list[int] = []
         self._handles: list[Any] = []
         self.done = False
 
@@ -43,23 +43,28 @@ class AuditHook:
             attn = kwargs.get("attention_mask")
             if ids is None or attn is None:
                 return
-            loss = self._pending_loss_mask
+            self._last_rows = []
             for row in range(ids.shape[0]):
                 if len(self.masks.sequences) >= self.max_sequences:
                     break
                 a = attn[row].tolist()
-                if self.stack == "legacy":
-                    lm = [0] + a[1:]  # compute_loss: completion_mask = attention_mask[:, 1:]
-                else:
-                    lm = [0] + (loss[row].tolist() if loss is not None else [1] * (len(a) - 1))
-                self.masks.sequences.append(MaskedSequence(ids[row].tolist(), a, lm[: len(a)]))
+                # legacy compute_loss: completion_mask = attention_mask[:, 1:]; current: filled
+                # in from compute_loss's loss_mask, which comes after this forward
+                lm = [0] + a[1:] if self.stack == "legacy" else [0] * len(a)
+                self._last_rows.append(len(self.masks.sequences))
+                self.masks.sequences.append(MaskedSequence(ids[row].tolist(), a, lm))
 
         self._handles.append(model.register_forward_pre_hook(pre_hook, with_kwargs=True))
         if self.stack != "legacy":
             original: Callable = trainer.compute_loss
 
             def compute_loss(model: Any, inputs: Any, *a: Any, **k: Any) -> Any:
-                self._pending_loss_mask = inputs.get("loss_mask") if isinstance(inputs, dict) else None
+                loss = inputs.get("loss_mask") if isinstance(inputs, dict) else None
+                if loss is not None and not self.done:  # RLTrainer: loss_mask[:, 1:] of this microbatch
+                    for row, index in enumerate(self._last_rows[: loss.shape[0]]):
+                        seq = self.masks.sequences[index]
+                        seq.loss_mask = ([0] + loss[row].tolist())[: len(seq.input_ids)]
+                    self._last_rows = []
                 return original(model, inputs, *a, **k)
 
             trainer.compute_loss = compute_loss

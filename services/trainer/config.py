@@ -52,7 +52,7 @@ FLAG_PATHS: dict[str, str] = {
 REHEARSAL_DEFAULTS: dict[str, Any] = {
     "training.batch_size": 4,
     "training.num_generations": 4,
-    "training.max_steps": 2,
+    "training.max_steps": int(os.environ.get("HYPOLAB_REHEARSAL_MAX_STEPS", "2")),
     "training.num_epochs": None,
     "training.num_processes": 1,
     "training.gradient_accumulation_steps": 1,

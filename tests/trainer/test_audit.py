@@ -7,7 +7,8 @@ import pytest
 from hypolab.analysis.audit import FINDING_CODES, MaskedSequence, TrainerMasks, audit_samples
 from hypolab.analysis.processing import build_samples
 from hypolab.analysis.rollouts import read_rollouts, to_jsonable
-from hypolab.analysis.run_audit import AuditOptions, generate_rollouts, html_page
+from hypolab.analysis.compare_page import html_page
+from hypolab.analysis.run_audit import AuditOptions, generate_rollouts
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,86 @@
+"""Presenting audit reports: the H07 method-2 table (rich) and one self-contained HTML page.
+
+Pure presentation over AuditReport dicts, so the coordinator can serve the page without
+the audit's heavy dependencies (transformers, verifiers).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from ..contracts import AuditReport
+
+
+def _pct(x: Any) -> str:
+    return "—" if x is None else f"{100 * float(x):.0f}%"
+
+
+def compare_table(reports: list[AuditReport]) -> Table:
+    """H07 method 2: the environments side by side, one column each."""
+    table = Table(title="Conversation structure and training sequences (H07 method 2)")
+    table.add_column("")
+    for r in reports:
+        table.add_column(f"{r.env} ({r.stack})")
+    d = [r.model_dump() for r in reports]
+
+    def row(label: str, f: Any) -> None:
+        table.add_row(label, *[str(f(x)) for x in d])
+
+    row("rollouts", lambda x: x["rollouts"])
+    row("turns min/mean/max", lambda x: "/".join(str(x.get("turns", {}).get(k, "")) for k in ("min", "mean", "max")))
+    row("tool calls min/mean/max", lambda x: "/".join(str(x.get("tool_calls", {}).get(k, "")) for k in ("min", "mean", "max")))
+    for role in ("system", "user", "assistant", "tool"):
+        row(f"tokens: {role}", lambda x, role=role: x["tokens_by_role"].get(role, 0))
+    for role in ("assistant", "tool"):
+        row(f"trained share: {role}", lambda x, role=role: _pct(x.get("trained_share_by_role", {}).get(role)))
+    row("context p50/p95/max", lambda x: "/".join(str(x.get("context_length", {}).get(k, "")) for k in ("p50", "p95", "max")))
+    row("truncated", lambda x: _pct(x.get("truncated_share")))
+    row("zero-variance groups", lambda x: _pct((x.get("groups") or {}).get("zero_variance_share")))
+    row("attended: prompt (user)", lambda x: _pct(((x.get("attention") or {}).get("visible_share") or {}).get("user")))
+    row("attended: tool", lambda x: _pct(((x.get("attention") or {}).get("visible_share") or {}).get("tool")))
+    row("findings", lambda x: ", ".join(f["code"] for f in x["findings"]) or "none")
+    return table
+
+
+def print_report(report: AuditReport, console: Console | None = None) -> None:
+    console = console or Console()
+    console.print(compare_table([report]))
+    for f in report.findings:
+        console.print(f"[bold]{f.code}[/bold] ({f.severity}, {f.count}): {f.message}")
+
+
+def html_page(reports: list[AuditReport]) -> str:
+    """One self-contained HTML page: the comparison table and each report's findings."""
+    from html import escape
+
+    console = Console(record=True, width=160)
+    console.print(compare_table(reports))
+    table_html = console.export_html(inline_styles=True, code_format="<pre>{code}</pre>")
+    parts = ["<!doctype html><html lang='en'><head><meta charset='utf-8'><title>hypolab audit</title>",
+             "<style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:70rem}"
+             "td,th{padding:.2rem .5rem;border-bottom:1px solid #ddd;text-align:left}"
+             ".t{font-family:monospace;white-space:pre-wrap}.tr{background:#ffe9a8}.hid{opacity:.45}</style></head><body>",
+             "<h1>hypolab audit</h1>", table_html]
+    for r in reports:
+        parts.append(f"<h2>{escape(r.env)} on the {escape(r.stack)} stack"
+                     f"{' (rehearsal: scripted policy)' if r.rehearsal else ''}</h2><table><tr><th>code</th><th>severity</th><th>count</th><th>message</th></tr>")
+        for f in r.findings:
+            parts.append(f"<tr><td>{escape(f.code)}</td><td>{f.severity}</td><td>{f.count}</td><td>{escape(f.message)}</td></tr>")
+        parts.append("</table>")
+        diff = r.model_dump().get("template_diff")
+        if diff:
+            parts.append(f"<p>Training sequence vs chat template: first difference at token {diff['first_position']} "
+                         f"({diff['rollouts_differing']} rollouts differ).</p><p>training: <code>{escape(repr(diff['training']))}</code><br>"
+                         f"template: <code>{escape(repr(diff['template']))}</code></p>")
+        example = (r.model_dump().get("example_rollout") or {}).get("tokens") or []
+        if example:
+            parts.append("<p>Example sequence (highlight: carries loss; faded: hidden from attention):</p><p class='t'>")
+            for tok in example:
+                cls = ("tr " if tok["trained"] else "") + ("hid" if tok.get("attended") == 0 else "")
+                parts.append(f"<span class='{cls}' title='{tok['role']}'>{escape(tok['text'])}</span>")
+            parts.append("</p>")
+    parts.append("</body></html>")
+    return "".join(parts)

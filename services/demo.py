@@ -1,0 +1,83 @@
+"""`hypolab demo` / `make demo`: the embedded default, end to end on CPU, in a few minutes.
+
+It starts a coordinator on 127.0.0.1 (SQLite, local runner) in its own process, submits
+H07 (which brings H06 first), and follows the board: the training experiments run as
+CPU rehearsals of the real legacy trainer (tiny Qwen2, scripted policy, one step each,
+labelled rehearsal and never counted as evidence), the audits run for real. It ends
+with the board, the audit findings, and the H07 method-2 page the coordinator serves.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+
+from .coordinator.client import board_table, follow_run
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def run_demo(directory: Path, timeout_s: float = 1800, port: int | None = None) -> int:
+    console = Console()
+    directory.mkdir(parents=True, exist_ok=True)
+    port = port or _free_port()
+    url, token = f"http://127.0.0.1:{port}", secrets.token_hex(16)
+    env = {**os.environ, "HYPOLAB_REHEARSAL_MAX_STEPS": os.environ.get("HYPOLAB_REHEARSAL_MAX_STEPS", "1"),
+           "HYPOLAB_TOKEN": token}
+    log = open(directory / "coordinator.log", "ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hypolab", "coordinator", "--port", str(port), "--db", str(directory / "lab.sqlite"),
+         "--data-dir", str(directory), "--runner", "local"],
+        env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/api/health", timeout=2).status_code in (200, 503):
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        else:
+            console.print(f"[red]demo: the coordinator did not start; see {directory / 'coordinator.log'}[/]")
+            return 1
+        console.print(f"demo: coordinator at {url} (SQLite {directory / 'lab.sqlite'}); dashboard at {url}/")
+        console.print("demo: H06 then H07 — trainings are CPU rehearsals (tiny model, scripted policy), audits are real")
+        code = follow_run(url, token, ["H07"], timeout_s=timeout_s)
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=url, headers=headers, timeout=30) as client:
+            hyps = client.get("/api/hypotheses").json()
+            exps = client.get("/api/experiments").json()
+            console.print(board_table(hyps, exps))
+            for e in exps:
+                report = client.get(f"/api/experiments/{e['id']}").json().get("report")
+                if not report:
+                    continue
+                found = ", ".join(f["code"] for f in report.get("findings", [])) or "no findings"
+                console.print(f"[bold]{e['id']}[/] ({report['env']}, {report['stack']} stack): {found}", highlight=False)
+                for f in report.get("findings", []):
+                    if f["code"] == "CONTEXT_HIDDEN_FROM_ATTENTION":
+                        console.print(f"  {f['message']}", highlight=False)
+            page = client.get("/api/hypotheses/H07/audit.html")
+            if page.status_code == 200:
+                (directory / "h07-audit.html").write_text(page.text)
+                console.print(f"report: {directory / 'h07-audit.html'} (served at {url}/api/hypotheses/H07/audit.html)")
+        return code
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
