@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..contracts import AuditReport, Finding
-from .processing import Sample, reference_ids
+from .processing import Sample, fast, reference_ids
 from .rollouts import Rollout, Skipped
 from .sequences import ROLES, ChatIds, first_difference, label_roles
 
@@ -127,6 +127,7 @@ def audit_samples(
     max_seq_len: int, max_model_len: int, masks: TrainerMasks | None = None,
     skipped: list[Skipped] | None = None, rehearsal: bool = False, source: str = "",
 ) -> AuditReport:
+    tokenizer = fast(tokenizer)  # exact; each conversation block is encoded once
     chat = ChatIds.of(tokenizer)
     tokens_by_role: dict[str, int] = {r: 0 for r in ROLES}
     trained_by_role: dict[str, int] = {r: 0 for r in ROLES}

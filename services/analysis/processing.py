@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 from ..trainer.scripted_policy import vllm_messages
@@ -36,6 +38,68 @@ class Sample:
     @property
     def ids(self) -> list[int]:
         return self.prompt_ids + self.completion_ids
+
+
+class SegmentCachedTokenizer:
+    """A fast tokenizer that encodes text piece by piece between its added tokens, with a cache.
+
+    Exact, not approximate: a Hugging Face fast tokenizer splits the text at its added
+    tokens (`<|im_start|>`, `<|im_end|>`, `<tool_call>`, ...) before normalising and
+    pre-tokenising, so each piece between them is encoded independently anyway. The
+    legacy processing re-renders and re-encodes the growing conversation at every
+    environment turn; with the cache each block is encoded once. Everything else is the
+    wrapped tokenizer's (template, decode, special ids).
+    """
+
+    def __init__(self, tokenizer: Any, max_entries: int = 200_000) -> None:
+        self._tok = tokenizer
+        self._added = {t.content: i for i, t in tokenizer.added_tokens_decoder.items()}
+        self._split = re.compile("(" + "|".join(re.escape(t) for t in sorted(self._added, key=len, reverse=True)) + ")")
+        self._cache: dict[str, list[int]] = {}
+        self._max = max_entries
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._tok, name)
+
+    def __len__(self) -> int:
+        return len(self._tok)
+
+    def encode(self, text: str, add_special_tokens: bool = False, **kwargs: Any) -> list[int]:
+        if kwargs:
+            return self._tok.encode(text, add_special_tokens=add_special_tokens, **kwargs)
+        ids: list[int] = []
+        for piece in self._split.split(text):
+            if not piece:
+                continue
+            special = self._added.get(piece)
+            if special is not None:
+                ids.append(special)
+                continue
+            cached = self._cache.get(piece)
+            if cached is None:
+                if len(self._cache) >= self._max:
+                    self._cache.clear()
+                cached = self._tok.encode(piece, add_special_tokens=False)
+                self._cache[piece] = cached
+            ids.extend(cached)
+        return ids
+
+    def apply_chat_template(self, conversation: Any, tools: Any = None, add_generation_prompt: bool = False,
+                            tokenize: bool = True, **kwargs: Any) -> Any:
+        text = self._tok.apply_chat_template(conversation, tools=tools, add_generation_prompt=add_generation_prompt,
+                                             tokenize=False, **kwargs)
+        return self.encode(text) if tokenize else text
+
+
+def fast(tokenizer: Any) -> Any:
+    """The segment-cached view of a fast tokenizer (the tokenizer itself if it is not fast)."""
+    if isinstance(tokenizer, SegmentCachedTokenizer) or not getattr(tokenizer, "is_fast", False):
+        return tokenizer
+    wrapped = getattr(tokenizer, "_hypolab_segment_cache", None)
+    if wrapped is None:  # one cache per tokenizer, shared by processing, reference and report
+        wrapped = SegmentCachedTokenizer(tokenizer)
+        tokenizer._hypolab_segment_cache = wrapped
+    return wrapped
 
 
 def sampled_text(message: dict[str, Any]) -> str:
@@ -64,6 +128,12 @@ def turn_ids(rollout: Rollout, tokenizer: Any) -> list[list[int]]:
     return out
 
 
+def _legacy_response(ids: list[int]) -> Any:
+    """What 0.1.3's processing reads of a vLLM response: choices[0].logprobs.content[i].token/.logprob."""
+    content = [SimpleNamespace(token=f"token_id:{i}", logprob=0.0) for i in ids]
+    return SimpleNamespace(choices=[SimpleNamespace(logprobs=SimpleNamespace(content=content))])
+
+
 def _chat_completion(ids: list[int], message: dict[str, Any], prompt_ids: list[int] | None) -> Any:
     from openai.types.chat import ChatCompletion
 
@@ -90,8 +160,7 @@ def _legacy(rollouts: list[Rollout], tokenizer: Any, max_seq_len: int, mask_env_
     env.message_type = "chat"
     samples = []
     for index, r in enumerate(rollouts):
-        responses = [_chat_completion(ids, m, None)
-                     for ids, m in zip(turn_ids(r, tokenizer), (a for a in r.completion if a["role"] == "assistant"))]
+        responses = [_legacy_response(ids) for ids in turn_ids(r, tokenizer)]
         out = env.process_env_results_vllm(
             [r.prompt], [r.completion], [{"responses": responses}], [r.reward or 0.0], tokenizer,
             max_seq_len=max_seq_len, mask_env_responses=mask_env_responses,
@@ -126,6 +195,7 @@ def _current(rollouts: list[Rollout], tokenizer: Any, max_seq_len: int, mask_tru
 def build_samples(stack: str, rollouts: list[Rollout], tokenizer: Any, max_seq_len: int,
                   mask_env_responses: bool = True, mask_truncated: bool = False) -> list[Sample]:
     """The training sequences the `stack`'s verifiers builds from these rollouts."""
+    tokenizer = fast(tokenizer)
     if stack == "legacy":
         return _legacy(rollouts, tokenizer, max_seq_len, mask_env_responses, mask_truncated)
     if stack == "current":
@@ -135,7 +205,7 @@ def build_samples(stack: str, rollouts: list[Rollout], tokenizer: Any, max_seq_l
 
 def reference_ids(rollout: Rollout, tokenizer: Any) -> list[int]:
     """The chat template's rendering of the whole conversation, as vLLM saw it (tools included)."""
-    ids = tokenizer.apply_chat_template(vllm_messages(rollout.messages), tools=rollout.tools, tokenize=True)
+    ids = fast(tokenizer).apply_chat_template(vllm_messages(rollout.messages), tools=rollout.tools, tokenize=True)
     newline = tokenizer.encode("\n", add_special_tokens=False)
     if ids[-len(newline):] == newline:  # the model stops at <|im_end|>; the template's last \n is never sampled
         ids = ids[: -len(newline)]

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..contracts import AuditReport
 from .audit import TrainerMasks, audit_samples
-from .processing import build_samples
+from .processing import build_samples, reference_ids
 from .rollouts import Rollout, Skipped, read_rollouts
 
 
@@ -137,7 +137,7 @@ def run_audit(opts: AuditOptions) -> AuditReport:
         except Exception as exc:  # the stack's own processing refused it (e.g. a prefix mismatch)
             skipped.append(Skipped(r.line or 0, f"the {opts.stack} stack could not process it: {exc}"[:300]))
             continue
-        length = max(len(s.ids) for s in built)
+        length = max([len(reference_ids(r, tokenizer))] + [len(s.ids) for s in built])  # before any truncation
         if length > opts.max_model_len:
             skipped.append(Skipped(r.line or 0, f"{length} tokens: longer than max_model_len {opts.max_model_len}"))
             continue

@@ -87,3 +87,27 @@ def test_bad_lines_are_reported_and_skipped(tok, scripted, tmp_path):
     report = audit(tok, "math-python", rollouts, skipped=skipped)
     assert report.rollouts == 2
     assert next(f for f in report.findings if f.code == "SKIPPED_LINES").count == 3
+
+
+def test_segment_cache_gives_exactly_the_tokenizers_ids(tok, scripted):
+    from hypolab.analysis.processing import SegmentCachedTokenizer
+
+    cached = SegmentCachedTokenizer(tok)
+    texts = ["<|im_start|>user\nnaïve café 12345<|im_end|>\n<tool_call>\n{\"a\": 1}\n</tool_call>", "  \n\n x<|im_end|>"]
+    for r in scripted["math-python"] + scripted["gsm8k"]:
+        texts.append(tok.apply_chat_template(r.messages, tools=r.tools, tokenize=False))
+    for text in texts + texts:  # the second pass is served from the cache
+        assert cached.encode(text) == tok.encode(text, add_special_tokens=False)
+
+
+def test_context_longer_than_the_model_is_skipped_with_its_line(tok, scripted, tmp_path):
+    from hypolab.analysis.run_audit import run_audit
+
+    short = to_jsonable(scripted["gsm8k"][0])
+    long = json.loads(json.dumps(short))
+    long["completion"][0]["content"] = "word " * 3000
+    path = tmp_path / "r.jsonl"
+    path.write_text(json.dumps(short) + "\n" + json.dumps(long) + "\n")
+    report = run_audit(AuditOptions(env="gsm8k", rollouts_file=path, max_model_len=2048, max_seq_len=2048))
+    assert report.rollouts == 1
+    assert report.skipped[0]["line"] == 2 and "longer than max_model_len 2048" in report.skipped[0]["problem"]

@@ -1,0 +1,87 @@
+"""Audit speed: rollouts per second of the audit vs just tokenizing the same text once.
+
+    python bench/audit_speed.py [--rollouts 1000] [--stack legacy]
+
+1,000 math-python rollouts of realistic length (a few hundred words of reasoning, a
+python call or two, the tool's output, a boxed answer; 600-1,500 tokens) are made up
+front. Then, side by side in this one run and with the same offline Qwen2.5 tokenizer:
+  bare   encode each conversation's chat-template text once;
+  audit  the stack's own processing into training sequences, the template reference,
+         role labelling and the report (what `hypolab audit --rollouts` does).
+The goal (diagnostics issue) is audit <= 3x the bare tokenization.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+
+from hypolab.analysis.audit import audit_samples
+from hypolab.analysis.processing import build_samples
+from hypolab.analysis.rollouts import Rollout
+from hypolab.analysis.tokenizer import offline_qwen25
+from hypolab.trainer.scripted_policy import vllm_messages
+
+WORDS = ("first compute the total cost then subtract the discount and check the units carefully "
+         "the interest compounds yearly so multiply by the rate for each year and round down at the end").split()
+TOOLS = [{"type": "function", "function": {"name": "python", "description": "Run Python code and return what it prints.",
+          "parameters": {"type": "object", "properties": {"code": {"type": "string"}}, "required": ["code"]}}}]
+
+
+def make_rollouts(n: int, seed: int = 0) -> list[Rollout]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        def prose(k: int) -> str:
+            return " ".join(rng.choice(WORDS) for _ in range(k)).capitalize() + "."
+
+        value = rng.randint(100, 99999)
+        calls = rng.choice([1, 1, 2])
+        completion: list[dict] = []
+        for c in range(calls):
+            code = f"principal = {rng.randint(100, 999)}\nrate = {rng.randint(2, 9)} / 100\n" \
+                   f"for year in range({rng.randint(2, 6)}):\n    principal *= 1 + rate\nprint(int(principal))"
+            completion.append({"role": "assistant", "content": prose(rng.randint(80, 220)), "tool_calls": [
+                {"id": f"call_{i}_{c}", "type": "function", "function": {"name": "python", "arguments": json.dumps({"code": code})}}]})
+            completion.append({"role": "tool", "content": str(value), "tool_call_id": f"call_{i}_{c}"})
+        completion.append({"role": "assistant", "content": prose(rng.randint(40, 120)) + f"\n\\boxed{{{value}}}"})
+        prompt = [{"role": "system", "content": "Use the python tool. Give the final answer in \\boxed{}."},
+                  {"role": "user", "content": prose(rng.randint(40, 90)) + " How much is left?"}]
+        out.append(Rollout(prompt=prompt, completion=completion, reward=float(rng.random() < 0.5),
+                           group=f"g{i // 8}", tools=TOOLS, finish_reasons=["stop"] * (calls + 1)))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rollouts", type=int, default=1000)
+    parser.add_argument("--stack", default="legacy")
+    args = parser.parse_args()
+    tok = offline_qwen25()
+    rollouts = make_rollouts(args.rollouts)
+    texts = [tok.apply_chat_template(vllm_messages(r.messages), tools=r.tools, tokenize=False) for r in rollouts]
+    build_samples(args.stack, rollouts[:2], tok, max_seq_len=4096)  # imports and template compilation, untimed
+
+    start = time.perf_counter()
+    tokens = sum(len(tok.encode(t, add_special_tokens=False)) for t in texts)
+    bare = time.perf_counter() - start
+
+    start = time.perf_counter()
+    samples = build_samples(args.stack, rollouts, tok, max_seq_len=4096)
+    processing = time.perf_counter() - start
+    report = audit_samples(env="math-python", stack=args.stack, rollouts=rollouts, samples=samples, tokenizer=tok,
+                           max_seq_len=4096, max_model_len=8192)
+    audit = time.perf_counter() - start
+
+    n = len(rollouts)
+    print(f"{n} math-python rollouts, {tokens / n:.0f} tokens each on average ({args.stack} stack)")
+    print(f"bare tokenization : {n / bare:8.1f} rollouts/s ({bare:.2f} s)")
+    print(f"audit             : {n / audit:8.1f} rollouts/s ({audit:.2f} s; the stack's processing alone {processing:.2f} s)")
+    print(f"ratio audit/bare  : {audit / bare:.1f}x (goal <= 3x)")
+    print(f"findings          : {', '.join(f.code for f in report.findings)}")
+
+
+if __name__ == "__main__":
+    main()
