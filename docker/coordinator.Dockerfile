@@ -22,6 +22,7 @@ RUN cat /etc/ssl/certs/ca-certificates.crt /tmp/hypolab-certs/*.crt > /etc/ssl/c
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY services ./services
+COPY environments ./environments
 RUN python3 -m venv /opt/venv \
     && pip install --upgrade pip \
     && pip install ".[coordinator]" \

@@ -21,7 +21,8 @@ RUN python3 /opt/hypolab/check_stack.py /opt/hypolab/stacks "$STACK" vllm torch 
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY services ./services
-RUN python3 -m pip install -c "/opt/hypolab/stacks/$STACK.txt" ".[trainer]" \
+COPY environments ./environments
+RUN python3 -m pip install -c "/opt/hypolab/stacks/$STACK.txt" ".[trainer,audit]" \
     && python3 /opt/hypolab/check_stack.py /opt/hypolab/stacks "$STACK" vllm torch verifiers accelerate transformers \
     && hypolab --help >/dev/null
 COPY configs ./configs
