@@ -121,7 +121,7 @@ class MetricReporter:
         self._queue.put(None)
         self._thread.join(timeout_s)
         if self._thread.is_alive():  # still backing off: keep what is queued on disk
-            self._spill(self._drain())
+            self._spill(self._drain()[0])
         if self._client:
             self._client.close()
         self._thread = None
@@ -131,14 +131,17 @@ class MetricReporter:
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
-    def _drain(self) -> list[MetricEvent]:
-        events = []
+    def _drain(self) -> tuple[list[MetricEvent], bool]:
+        """What is queued now, and whether close() asked to stop (its None sentinel)."""
+        events, closing = [], False
         while True:
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
-                return events
-            if item is not None:
+                return events, closing
+            if item is None:
+                closing = True
+            else:
                 events.append(item)
 
     def _spill(self, events: list[MetricEvent]) -> None:
@@ -193,7 +196,9 @@ class MetricReporter:
                     closing = True
                 else:
                     backlog.append(item)
-                backlog.extend(e for e in self._drain() if e is not None)
+                more, stop = self._drain()
+                backlog.extend(more)
+                closing = closing or stop
             except queue.Empty:
                 pass
             while backlog and not self.refused:
