@@ -112,11 +112,11 @@ def _example_tokens(sample: Sample, tokenizer: Any, chat: ChatIds, masks: Traine
     ids = sample.ids
     roles = label_roles(ids, chat).roles
     loss = [0] * len(sample.prompt_ids) + list(sample.loss_mask)
-    attended: list[int | None] = [None] * len(ids)
+    attended: list[bool | None] = [None] * len(ids)
     if masks is not None:
         for seq in masks.sequences:  # the same ids, as the trainer fed them
             if seq.input_ids[: len(ids)] == ids:
-                attended = [int(a) for a in seq.attention_mask[: len(ids)]]
+                attended = [bool(a) for a in seq.attention_mask[: len(ids)]]
                 break
     return [{"text": tokenizer.decode([i]), "role": roles[k], "trained": bool(loss[k]), "attended": attended[k]}
             for k, i in enumerate(ids[:limit])]

@@ -111,3 +111,21 @@ def test_context_longer_than_the_model_is_skipped_with_its_line(tok, scripted, t
     report = run_audit(AuditOptions(env="gsm8k", rollouts_file=path, max_model_len=2048, max_seq_len=2048))
     assert report.rollouts == 1
     assert report.skipped[0]["line"] == 2 and "longer than max_model_len 2048" in report.skipped[0]["problem"]
+
+
+def test_near_limit_and_untrained_assistant_tokens_exactly_when_they_hold(tok, scripted):
+    from hypolab.analysis.processing import Sample, reference_ids
+
+    rollouts = scripted["gsm8k"][:4]
+    longest = max(len(reference_ids(r, tok)) for r in rollouts)
+    near = audit(tok, "gsm8k", rollouts, max_seq_len=longest + 5)
+    far = audit(tok, "gsm8k", rollouts, max_seq_len=longest + 50)
+    assert "NEAR_LIMIT" in codes(near) and "NEAR_LIMIT" not in codes(far)
+    assert "TRUNCATED" not in codes(near)
+    samples = build_samples("legacy", rollouts, tok, 4096)
+    assert "ASSISTANT_TOKENS_UNTRAINED" not in codes(audit_samples(
+        env="gsm8k", stack="legacy", rollouts=rollouts, samples=samples, tokenizer=tok, max_seq_len=4096, max_model_len=8192))
+    broken = [Sample(s.rollout, s.prompt_ids, s.completion_ids, [0] * len(s.loss_mask)) if s.rollout == 0 else s for s in samples]
+    report = audit_samples(env="gsm8k", stack="legacy", rollouts=rollouts, samples=broken, tokenizer=tok,
+                           max_seq_len=4096, max_model_len=8192)
+    assert next(f for f in report.findings if f.code == "ASSISTANT_TOKENS_UNTRAINED").count == 1
