@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from .adapters import adapter_for, installed_verifiers
+from .adapters import adapter_for
 from .config import RunConfig, check_run, write_resolved
 from .reporter import MetricReporter, make_callback, reporter_from_env
 
@@ -141,12 +141,3 @@ def _train(run: RunConfig, adapter: Any, reporter: MetricReporter, out: Path, au
         except Exception:
             pass
 
-
-def verifiers_matches(stack: str) -> bool:
-    from .adapters import STACK_VERIFIERS
-
-    return installed_verifiers() == STACK_VERIFIERS[stack][0]
-
-
-def is_main_process() -> bool:
-    return os.environ.get("RANK", "0") == "0"

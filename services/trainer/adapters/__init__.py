@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from importlib import import_module, metadata
 from types import ModuleType
+from typing import Any
 
 #: stack -> (verifiers version, adapter module)
 STACK_VERIFIERS: dict[str, tuple[str, str]] = {
@@ -19,6 +20,14 @@ STACK_VERIFIERS: dict[str, tuple[str, str]] = {
 
 class StackMismatch(RuntimeError):
     """The spec's stack is not the one installed here (one line saying what to do)."""
+
+
+def spec_value(spec: Any, path: str) -> Any:
+    """`spec_value(spec, "training.lora.r")`: a value of a spec by its dotted path."""
+    node: Any = spec
+    for key in path.split("."):
+        node = getattr(node, key)
+    return node
 
 
 def installed_verifiers() -> str | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...contracts import ExperimentSpec
+from . import spec_value as _get
 
 FIELDS: dict[str, str] = {
     "training.num_generations": "rollouts_per_example",
@@ -37,13 +38,6 @@ UNSUPPORTED: dict[str, str] = {
     "training.scale_rewards": "RLTrainer has no reward-scaling switch (set training.scale_rewards: null)",
     "training.num_epochs": "RLConfig counts max_steps only (set training.num_epochs: null)",
 }
-
-
-def _get(spec: ExperimentSpec, path: str) -> Any:
-    node: Any = spec
-    for key in path.split("."):
-        node = getattr(node, key)
-    return node
 
 
 def check(spec: ExperimentSpec) -> None:

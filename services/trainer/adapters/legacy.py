@@ -11,6 +11,7 @@ import dataclasses
 from typing import Any
 
 from ...contracts import ExperimentSpec
+from . import spec_value as _get
 
 #: spec path -> GRPOConfig field. Every TrainingSpec field is either here, in LORA, or
 #: in NOT_A_CONFIG_FIELD (tests check this table against both classes).
@@ -35,13 +36,6 @@ FIELDS: dict[str, str] = {
 LORA: dict[str, str] = {"r": "r", "alpha": "lora_alpha", "dropout": "lora_dropout", "target_modules": "target_modules"}
 #: Not GRPOConfig fields: how many processes accelerate starts (the launcher's business).
 NOT_A_CONFIG_FIELD = ("training.num_processes", "training.lora")
-
-
-def _get(spec: ExperimentSpec, path: str) -> Any:
-    node: Any = spec
-    for key in path.split("."):
-        node = getattr(node, key)
-    return node
 
 
 def _grpo_defaults(vf: Any, run_name: str, cpu: bool) -> Any:
