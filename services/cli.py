@@ -222,6 +222,7 @@ def audit(
     tokenizer: str = typer.Option("qwen2.5", "--tokenizer", help="qwen2.5 (offline) or a Hugging Face name/path"),
     compare: Optional[list[str]] = typer.Option(None, "--compare", help="environments side by side (H07 method 2)"),
     trainer_masks: Optional[Path] = typer.Option(None, "--trainer-masks", help="a rehearsal's audit_hook.json"),
+    env_args: Optional[str] = typer.Option(None, "--env-args", help='JSON for the environment, e.g. {"dataset_path": "x.jsonl"}'),
     max_seq_len: int = typer.Option(4096, "--max-seq-len", min=1),
     max_model_len: int = typer.Option(8192, "--max-model-len", min=1),
     num_examples: int = typer.Option(4, "--num-examples", min=1),
@@ -248,11 +249,15 @@ def audit(
         scripted = True
     if rollouts is not None and not rollouts.is_file():
         raise typer.BadParameter(f"{rollouts} does not exist", param_hint="--rollouts")
+    try:
+        extra_args = json.loads(env_args) if env_args else None
+    except json.JSONDecodeError as exc:
+        raise typer.BadParameter(f"not JSON: {exc.msg}", param_hint="--env-args") from None
     reports = []
     try:
         for name in envs:
             opts = AuditOptions(env=name, stack=stack, rollouts_file=rollouts, base_url=base_url, model=model,
-                                scripted=scripted, tokenizer=tokenizer, trainer_masks=trainer_masks,
+                                scripted=scripted, tokenizer=tokenizer, trainer_masks=trainer_masks, env_args=extra_args,
                                 max_seq_len=max_seq_len, max_model_len=max_model_len, num_examples=num_examples)
             reports.append(run_audit(opts))
     except TokenizerError as exc:

@@ -36,6 +36,7 @@ class AuditOptions:
     mask_env_responses: bool = True
     trainer_masks: Path | None = None
     rehearse: bool = True  # with --scripted and no --trainer-masks: run one rehearsal step
+    env_args: dict[str, Any] | None = None  # passed to vf.load_environment (e.g. dataset_path)
     work_dir: Path = Path("outputs/audit")
 
 
@@ -47,8 +48,8 @@ def generate_rollouts(opts: AuditOptions, tokenizer: Any) -> list[Rollout]:
     from ..trainer.envs.common import sample_path
     from ..trainer.scripted_policy import ScriptedPolicy, ScriptedServer, examples_from_dataset
 
-    env_args: dict[str, Any] = {}
-    if opts.scripted:
+    env_args: dict[str, Any] = dict(opts.env_args or {})
+    if opts.scripted and "dataset_path" not in env_args:
         env_args["dataset_path"] = str(sample_path(opts.env))
     env = vf.load_environment(opts.env, **env_args)
     ds = env.get_dataset(n=opts.num_examples)

@@ -129,3 +129,22 @@ def test_near_limit_and_untrained_assistant_tokens_exactly_when_they_hold(tok, s
     report = audit_samples(env="gsm8k", stack="legacy", rollouts=rollouts, samples=broken, tokenizer=tok,
                            max_seq_len=4096, max_model_len=8192)
     assert next(f for f in report.findings if f.code == "ASSISTANT_TOKENS_UNTRAINED").count == 1
+
+
+def test_live_source_audits_what_a_served_model_returns(tok):
+    """--base-url: the environment's rollouts against an OpenAI-compatible server (here the
+    scripted policy standing in for vLLM), then the same processing and report."""
+    import verifiers as vf
+
+    from hypolab.analysis.run_audit import run_audit
+    from hypolab.trainer.envs.common import sample_path
+    from hypolab.trainer.scripted_policy import ScriptedPolicy, ScriptedServer, examples_from_dataset
+
+    path = str(sample_path("math-python"))
+    env = vf.load_environment("math-python", dataset_path=path)
+    with ScriptedServer(tok, ScriptedPolicy(examples_from_dataset(env.dataset), seed=3)) as server:
+        report = run_audit(AuditOptions(env="math-python", base_url=server.base_url, model="served",
+                                        env_args={"dataset_path": path}, num_examples=2, num_generations=2))
+        assert server.requests >= 8  # two turns for each of 4 rollouts
+    assert report.rollouts == 4 and report.source.startswith("live ")
+    assert {"MISSING_ASSISTANT_HEADER", "TOOLS_BLOCK_MISSING"} <= codes(report)
