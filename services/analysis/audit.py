@@ -243,7 +243,8 @@ def audit_samples(
         diff_view = {"rollouts_differing": len(diffs), "rollout": index, "first_position": position,
                      "training": tokenizer.decode(got[max(0, position - 8): position + 12]),
                      "template": tokenizer.decode(want[max(0, position - 8): position + 12]),
-                     "training_length": len(got), "template_length": len(want)}
+                     "training_length": len(got), "template_length": len(want),
+                     "changes": token_changes(got, want, tokenizer)}
     return AuditReport(
         env=env, stack=stack, rollouts=n, rehearsal=rehearsal, findings=findings,
         tokens_by_role=tokens_by_role, trained_tokens_by_role=trained_by_role,
@@ -259,6 +260,22 @@ def audit_samples(
         source=source,
         example_rollout={"tokens": _example_tokens(example_sample, tokenizer, chat, masks)} if example_sample else None,
     )
+
+
+def token_changes(training: list[int], template: list[int], tokenizer: Any, limit: int = 50) -> list[dict[str, Any]]:
+    """Token-by-token differences of one sequence from the template's: where, and what each side has."""
+    import difflib
+
+    out = []
+    matcher = difflib.SequenceMatcher(a=training, b=template, autojunk=False)
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        if op == "equal":
+            continue
+        out.append({"op": op, "training_position": i1, "template_position": j1,
+                    "training": tokenizer.decode(training[i1:i2]), "template": tokenizer.decode(template[j1:j2])})
+        if len(out) >= limit:
+            break
+    return out
 
 
 def _pct(x: float | None) -> str:

@@ -75,6 +75,13 @@ def html_page(reports: list[AuditReport]) -> str:
             parts.append(f"<p>Training sequence vs chat template: first difference at token {diff['first_position']} "
                          f"({diff['rollouts_differing']} rollouts differ).</p><p>training: <code>{escape(repr(diff['training']))}</code><br>"
                          f"template: <code>{escape(repr(diff['template']))}</code></p>")
+            changes = diff.get("changes") or []
+            if changes:
+                parts.append("<table><tr><th>change</th><th>at (training / template)</th><th>training has</th><th>template has</th></tr>")
+                for c in changes:
+                    parts.append(f"<tr><td>{c['op']}</td><td>{c['training_position']} / {c['template_position']}</td>"
+                                 f"<td><code>{escape(repr(c['training']))}</code></td><td><code>{escape(repr(c['template']))}</code></td></tr>")
+                parts.append("</table>")
         example = (r.model_dump().get("example_rollout") or {}).get("tokens") or []
         if example:
             parts.append("<p>Example sequence (highlight: carries loss; faded: hidden from attention):</p><p class='t'>")

@@ -36,6 +36,9 @@ def test_multi_turn_legacy_defects_are_found(tok, scripted):
     assert report.trained_tokens_by_role["tool"] == 0 and report.tokens_by_role["tool"] > 0
     assert report.turns["min"] == 2 and report.tool_calls["max"] >= 1
     assert report.template_diff["first_position"] > 0
+    changes = report.template_diff["changes"]
+    assert any(c["op"] in ("insert", "replace") and "<|im_start|>assistant" in c["template"] for c in changes)  # missing header
+    assert any("# Tools" in c["template"] for c in changes)  # the tools block vLLM saw
     assert set(codes(report)) <= set(FINDING_CODES)
 
 
