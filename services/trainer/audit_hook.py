@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from ..analysis.audit import MaskedSequence, TrainerMasks, attention_figures
 from ..analysis.sequences import ROLES, ChatIds, label_roles
+from ..contracts import AuditReport, Finding
 
 
 class AuditHook:
@@ -98,6 +99,40 @@ class AuditHook:
             out[f"audit/context_tokens/{role}"] = float(fig["mean_present"][role])
             out[f"audit/trained_tokens/{role}"] = float(trained[role])
         return out
+
+    def report(self, env: str, rehearsal: bool) -> AuditReport:
+        """What the trainer fed its model, as an AuditReport (attached to the training experiment)."""
+        chat = ChatIds.of(self.tokenizer)
+        fig = attention_figures(self.masks, chat)
+        tokens = {r: 0 for r in ROLES}
+        trained = {r: 0 for r in ROLES}
+        for seq in self.masks.sequences:
+            roles = label_roles(seq.input_ids, chat).roles
+            for k, role in enumerate(roles):
+                if seq.attention_mask[k] or seq.loss_mask[k] or seq.input_ids[k] != self.tokenizer.pad_token_id:
+                    tokens[role] += 1
+                    trained[role] += bool(seq.loss_mask[k])
+        findings = []
+        if fig["hidden_sequences"]:
+            share = fig["visible_share"]
+            findings.append(Finding(
+                code="CONTEXT_HIDDEN_FROM_ATTENTION", severity="error", count=fig["hidden_sequences"],
+                message=(f"in {fig['hidden_sequences']} of {fig['sequences']} training sequences the loss tokens attend "
+                         f"to {share['user']!r} of the user and {share['tool']!r} of the tool tokens before them"),
+                example={"visible_share": share}))
+        if trained["tool"]:
+            findings.append(Finding(code="TOOL_TOKENS_TRAINED", severity="error", count=trained["tool"],
+                                    message=f"{trained['tool']} tool-response tokens carry loss"))
+        first = self.masks.sequences[0] if self.masks.sequences else None
+        example = None
+        if first is not None:
+            roles = label_roles(first.input_ids, chat).roles
+            example = {"tokens": [{"text": self.tokenizer.decode([t]), "role": roles[k], "trained": bool(first.loss_mask[k]),
+                                   "attended": bool(first.attention_mask[k])}
+                                  for k, t in enumerate(first.input_ids[:600]) if t != self.tokenizer.pad_token_id]}
+        return AuditReport(env=env, stack=self.stack, rollouts=fig["sequences"], rehearsal=rehearsal, findings=findings,
+                           tokens_by_role=tokens, trained_tokens_by_role=trained, attention=fig,
+                           source=f"in-training hook, first {self.masks.steps} step(s)", example_rollout=example)
 
     def write(self, path: Path) -> Path:
         path.write_text(json.dumps(self.masks.to_json()))

@@ -88,6 +88,7 @@ def _train(run: RunConfig, adapter: Any, reporter: MetricReporter, out: Path, au
 
     spec = run.spec
     server = None
+    trainer = None
     if run.rehearsal:
         from .rehearsal import install_no_sync, tiny_model
         from .scripted_policy import ScriptedPolicy, ScriptedServer, examples_from_dataset
@@ -116,8 +117,14 @@ def _train(run: RunConfig, adapter: Any, reporter: MetricReporter, out: Path, au
         reporter.post_json(f"/api/experiments/{run.experiment_id}/config", json.loads(run.model_dump_json()))
         model = AutoModelForCausalLM.from_pretrained(model_path, torch_dtype="auto")
         hook = AuditHook(spec.stack, tokenizer, steps=audit_steps)
+
+        def send_report(_: dict[str, float]) -> None:  # once the hook has its steps
+            report = hook.report(spec.env, run.rehearsal)
+            (out / "audit_hook_report.json").write_text(report.model_dump_json(indent=1))
+            reporter.post_json(f"/api/experiments/{run.experiment_id}/report", report.model_dump(mode="json"))
+
         trainer = adapter.make_trainer(model, env, args, tokenizer, lora,
-                                       [make_callback(reporter), audit_callback(hook, reporter)])
+                                       [make_callback(reporter), audit_callback(hook, reporter, send_report)])
         hook.install(trainer)
         _stop_on_sigterm(trainer)
         result = trainer.train()
@@ -132,12 +139,14 @@ def _train(run: RunConfig, adapter: Any, reporter: MetricReporter, out: Path, au
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
         return summary
     finally:
+        # the stacks' background generation threads (legacy: async_generator, current: orchestrator)
+        for name in ("async_generator", "orchestrator"):
+            worker = getattr(trainer, name, None)
+            if worker is not None:
+                try:
+                    worker.stop()
+                except Exception as exc:  # stopping is best effort; the process is ending anyway
+                    log.debug("could not stop %s: %s", name, exc)
         if server is not None:
             server.__exit__(None, None, None)
-        try:
-            async_gen = getattr(locals().get("trainer"), "async_generator", None)
-            if async_gen is not None:
-                async_gen.stop()
-        except Exception:
-            pass
 

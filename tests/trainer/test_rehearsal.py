@@ -35,6 +35,9 @@ def test_rehearsal_reports_to_a_real_coordinator_and_shows_the_attention_defect(
         assert exp["rehearsal"] in (1, True)
         assert exp["trainer_config"]["rehearsal"] is True
         assert exp["trainer_config"]["trainer_config"]["per_device_train_batch_size"] == 4
+        report = exp["report"]  # the in-training hook's AuditReport, attached to the training experiment
+        assert report["rehearsal"] is True and report["stack"] == "legacy"
+        assert "CONTEXT_HIDDEN_FROM_ATTENTION" in {f["code"] for f in report["findings"]}
         outputs = tmp_path / "outputs" / "H06.gsm8k"
         assert (outputs / "resolved_config.json").exists() and (outputs / "metrics.jsonl").exists()
         hyp = client.get("/api/hypotheses/H06").json()
