@@ -258,6 +258,8 @@ def audit(
         for name in envs:
             opts = AuditOptions(env=name, stack=stack, rollouts_file=rollouts, base_url=base_url, model=model,
                                 scripted=scripted, tokenizer=tokenizer, trainer_masks=trainer_masks, env_args=extra_args,
+                                # the scripted audit's rehearsal step lives next to its report (one per experiment)
+                                work_dir=json_out.parent if json_out else Path("outputs/audit"),
                                 max_seq_len=max_seq_len, max_model_len=max_model_len, num_examples=num_examples)
             reports.append(run_audit(opts))
     except TokenizerError as exc:
