@@ -18,11 +18,11 @@ import json
 import random
 import time
 
-from hypolab.analysis.audit import audit_samples
-from hypolab.analysis.processing import build_samples
-from hypolab.analysis.rollouts import Rollout
-from hypolab.analysis.tokenizer import offline_qwen25
-from hypolab.trainer.scripted_policy import vllm_messages
+from hypolab.audit.findings import audit_samples
+from hypolab.audit.processing import build_samples
+from hypolab.audit.rollouts import Rollout
+from hypolab.audit.tokenizer import offline_qwen25
+from hypolab.chat import vllm_messages
 
 WORDS = ("first compute the total cost then subtract the discount and check the units carefully "
          "the interest compounds yearly so multiply by the rate for each year and round down at the end").split()

@@ -33,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hypolab.analysis.verdicts import SequentialImprovement  # noqa: E402
+from hypolab.verdicts.sequential import SequentialImprovement  # noqa: E402
 
 HORIZON = 200
 MIN_EFFECT = 0.05

@@ -98,7 +98,7 @@ def verdict(
     as_json: bool = typer.Option(False, "--json", help="print the decision as JSON"),
 ) -> None:
     """Decide from a metric stream: improves, no_improvement or inconclusive (anytime-valid)."""
-    from .analysis.verdicts import decide_comparison, decide_improvement, read_metric_series
+    from .verdicts.sequential import decide_comparison, decide_improvement, read_metric_series
 
     series, problems = read_metric_series(metrics, metric)
     for problem in problems:
@@ -233,9 +233,9 @@ def audit(
     """Audit the training sequences a stack builds (masking, headers, truncation, reward spread)."""
     from rich.console import Console
 
-    from .analysis.compare_page import compare_table, html_page, print_report
-    from .analysis.run_audit import AuditOptions, run_audit
-    from .analysis.tokenizer import TokenizerError
+    from .audit.compare_page import compare_table, html_page, print_report
+    from .audits import AuditOptions, run_audit
+    from .audit.tokenizer import TokenizerError
 
     envs = list(compare or []) + list(extra_envs or [])
     if not envs and env:

@@ -136,3 +136,11 @@ def start_coordinator_process(settings_file, env=None, compose_file=None):
         time.sleep(0.05)
     proc.kill()
     raise AssertionError("coordinator did not start")
+
+
+@pytest.fixture(scope="session")
+def tok():
+    """The offline Qwen2.5 tokenizer (built once per session)."""
+    from hypolab.audit.tokenizer import offline_qwen25
+
+    return offline_qwen25()

@@ -336,7 +336,7 @@ def create_app(settings: CoordinatorSettings | None = None, runner: Runner | Non
              response_class=HTMLResponse)
     def hypothesis_audits(hid: str, request: Request) -> HTMLResponse:
         """The hypothesis' audit reports side by side (H07 method 2), as one HTML page."""
-        from ..analysis.compare_page import html_page
+        from ..audit.compare_page import html_page
 
         rows = request.app.state.store.experiments(hypothesis_id=hid)
         reports = [AuditReport.model_validate(r["report"]) for r in rows if r.get("report")]

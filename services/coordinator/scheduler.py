@@ -25,7 +25,7 @@ import httpx
 import yaml
 from pydantic import ValidationError
 
-from ..analysis.rules import ExperimentEvidence, decide
+from ..verdicts.rules import ExperimentEvidence, decide
 from ..contracts import DECIDED, FINISHED, HypothesisSpec, MetricEvent, Verdict
 from .planner import PlannedExperiment, plan_hypothesis, run_order
 from .runners import Launch, Runner

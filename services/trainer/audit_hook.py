@@ -16,8 +16,8 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
-from ..analysis.audit import MaskedSequence, TrainerMasks, attention_figures
-from ..analysis.sequences import ROLES, ChatIds, label_roles
+from ..audit.findings import MaskedSequence, TrainerMasks, attention_figures
+from ..audit.sequences import ROLES, ChatIds, label_roles
 from ..contracts import AuditReport, Finding
 
 

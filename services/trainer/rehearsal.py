@@ -19,7 +19,7 @@ import types
 from pathlib import Path
 from typing import Any
 
-from ..analysis.tokenizer import offline_qwen25
+from ..audit.tokenizer import offline_qwen25
 
 log = logging.getLogger("hypolab.trainer.rehearsal")
 

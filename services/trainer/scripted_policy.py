@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from ..chat import vllm_messages
+
 TOOL_CALL = re.compile(r"<tool_call>\s*(\{.*?\})\s*</tool_call>", re.S)
 
 
@@ -119,29 +121,6 @@ def parse_tool_calls(text: str, rng: random.Random) -> tuple[str | None, list[di
         return text, []
     content = text[: text.find("<tool_call>")].rstrip("\n")
     return (content or None), calls
-
-
-def vllm_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Messages as vLLM hands them to the chat template: tool-call arguments as dicts."""
-    out = []
-    for m in messages:
-        m = dict(m)
-        if m.get("tool_calls"):
-            calls = []
-            for call in m["tool_calls"]:
-                call = json.loads(json.dumps(call))
-                args = call.get("function", {}).get("arguments")
-                if isinstance(args, str):
-                    try:
-                        call["function"]["arguments"] = json.loads(args)
-                    except json.JSONDecodeError:
-                        pass
-                calls.append(call)
-            m["tool_calls"] = calls
-        if m.get("content") is None:
-            m["content"] = ""
-        out.append(m)
-    return out
 
 
 class ScriptedServer:

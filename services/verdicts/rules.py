@@ -15,7 +15,7 @@ import time
 from typing import Any, Callable
 
 from ..contracts import FINISHED, Evidence, HypothesisSpec, StrictModel, Verdict
-from .verdicts import Decision, decide_comparison, decide_improvement
+from .sequential import Decision, decide_comparison, decide_improvement
 
 
 class ExperimentEvidence(StrictModel):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from hypolab.analysis.tokenizer import QWEN25_ADDED_TOKENS, TokenizerError, load_tokenizer
+from hypolab.audit.tokenizer import QWEN25_ADDED_TOKENS, TokenizerError, load_tokenizer
 
 
 def test_special_token_ids(tok):

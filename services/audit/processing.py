@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
-from ..trainer.scripted_policy import vllm_messages
+from ..chat import vllm_messages
 from .rollouts import Rollout
 
 

@@ -2,7 +2,7 @@
 
 import random
 
-from hypolab.analysis.rules import ExperimentEvidence, decide
+from hypolab.verdicts.rules import ExperimentEvidence, decide
 from hypolab.specs import load_hypotheses
 
 

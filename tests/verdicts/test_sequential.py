@@ -3,7 +3,7 @@
 import math
 import random
 
-from hypolab.analysis.verdicts import (ConfidenceSequence, NormalMixtureCS, SequentialImprovement,
+from hypolab.verdicts.sequential import (ConfidenceSequence, NormalMixtureCS, SequentialImprovement,
                                        clean_series, decide_comparison, decide_improvement)
 
 

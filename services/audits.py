@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..contracts import AuditReport
-from .audit import TrainerMasks, audit_samples
-from .processing import build_samples, reference_ids
-from .rollouts import Rollout, Skipped, read_rollouts
+from .contracts import AuditReport
+from .audit.findings import TrainerMasks, audit_samples
+from .audit.processing import build_samples, reference_ids
+from .audit.rollouts import Rollout, Skipped, read_rollouts
 
 
 @dataclass
@@ -45,8 +45,8 @@ def generate_rollouts(opts: AuditOptions, tokenizer: Any) -> list[Rollout]:
     import verifiers as vf
     from openai import AsyncOpenAI
 
-    from ..trainer.envs.common import sample_path
-    from ..trainer.scripted_policy import ScriptedPolicy, ScriptedServer, examples_from_dataset
+    from .trainer.envs.common import sample_path
+    from .trainer.scripted_policy import ScriptedPolicy, ScriptedServer, examples_from_dataset
 
     env_args: dict[str, Any] = dict(opts.env_args or {})
     if opts.scripted and "dataset_path" not in env_args:
@@ -101,10 +101,10 @@ def _plain(m: dict[str, Any]) -> dict[str, Any]:
 
 def rehearsal_masks(opts: AuditOptions) -> TrainerMasks | None:
     """One step of the real trainer on CPU (rehearsal); its hook's recorded tensors."""
-    from ..trainer.adapters import installed_verifiers, STACK_VERIFIERS
-    from ..trainer.config import resolve_run
-    from ..trainer.run import train
-    from ..specs import EXPERIMENTS_DIR
+    from .trainer.adapters import installed_verifiers, STACK_VERIFIERS
+    from .trainer.config import resolve_run
+    from .trainer.run import train
+    from .specs import EXPERIMENTS_DIR
 
     if installed_verifiers() != STACK_VERIFIERS[opts.stack][0]:
         return None
@@ -121,7 +121,7 @@ def rehearsal_masks(opts: AuditOptions) -> TrainerMasks | None:
 
 
 def run_audit(opts: AuditOptions) -> AuditReport:
-    from .tokenizer import load_tokenizer
+    from .audit.tokenizer import load_tokenizer
 
     tokenizer = load_tokenizer(opts.tokenizer)
     skipped: list[Skipped] = []

@@ -62,7 +62,7 @@ class TokenizerError(RuntimeError):
 
 def chat_template() -> str:
     """Qwen2.5-Instruct's chat template (tools block, default system prompt, tool merging)."""
-    return resources.files("hypolab.analysis").joinpath("qwen_template.jinja").read_text()
+    return resources.files("hypolab.audit").joinpath("qwen_template.jinja").read_text()
 
 
 def _ranks_file() -> Path:

@@ -4,11 +4,11 @@ import json
 
 import pytest
 
-from hypolab.analysis.audit import FINDING_CODES, MaskedSequence, TrainerMasks, audit_samples
-from hypolab.analysis.processing import build_samples
-from hypolab.analysis.rollouts import read_rollouts, to_jsonable
-from hypolab.analysis.compare_page import html_page
-from hypolab.analysis.run_audit import AuditOptions, generate_rollouts
+from hypolab.audit.findings import FINDING_CODES, MaskedSequence, TrainerMasks, audit_samples
+from hypolab.audit.processing import build_samples
+from hypolab.audit.rollouts import read_rollouts, to_jsonable
+from hypolab.audit.compare_page import html_page
+from hypolab.audits import AuditOptions, generate_rollouts
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +93,7 @@ def test_bad_lines_are_reported_and_skipped(tok, scripted, tmp_path):
 
 
 def test_segment_cache_gives_exactly_the_tokenizers_ids(tok, scripted):
-    from hypolab.analysis.processing import SegmentCachedTokenizer
+    from hypolab.audit.processing import SegmentCachedTokenizer
 
     cached = SegmentCachedTokenizer(tok)
     texts = ["<|im_start|>user\nnaïve café 12345<|im_end|>\n<tool_call>\n{\"a\": 1}\n</tool_call>", "  \n\n x<|im_end|>"]
@@ -104,7 +104,7 @@ def test_segment_cache_gives_exactly_the_tokenizers_ids(tok, scripted):
 
 
 def test_context_longer_than_the_model_is_skipped_with_its_line(tok, scripted, tmp_path):
-    from hypolab.analysis.run_audit import run_audit
+    from hypolab.audits import run_audit
 
     short = to_jsonable(scripted["gsm8k"][0])
     long = json.loads(json.dumps(short))
@@ -117,7 +117,7 @@ def test_context_longer_than_the_model_is_skipped_with_its_line(tok, scripted, t
 
 
 def test_near_limit_and_untrained_assistant_tokens_exactly_when_they_hold(tok, scripted):
-    from hypolab.analysis.processing import Sample, reference_ids
+    from hypolab.audit.processing import Sample, reference_ids
 
     rollouts = scripted["gsm8k"][:4]
     longest = max(len(reference_ids(r, tok)) for r in rollouts)
@@ -139,7 +139,7 @@ def test_live_source_audits_what_a_served_model_returns(tok):
     scripted policy standing in for vLLM), then the same processing and report."""
     import verifiers as vf
 
-    from hypolab.analysis.run_audit import run_audit
+    from hypolab.audits import run_audit
     from hypolab.trainer.envs.common import sample_path
     from hypolab.trainer.scripted_policy import ScriptedPolicy, ScriptedServer, examples_from_dataset
 

@@ -1,1 +1,0 @@
-"""Analysis: verdicts from metrics and audit reports, and (later) audits of token sequences."""
