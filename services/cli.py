@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import functools
+import importlib.util
+import inspect
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import typer
 
 from . import __version__
+from .trainer.config import TRAIN_FLAGS
 
 app = typer.Typer(
     name="hypolab",
@@ -16,7 +20,51 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # click's plain help: every option's full name stays readable at 80 columns
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def require_installed(command: str, modules: dict[str, str]) -> None:
+    """Stop in one line (exit 2) when a module the command needs is not installed.
+
+    `modules` maps an import name to what provides it (`verifiers` -> "the legacy stack").
+    Called before the command reads any input.
+    """
+    for module, what in modules.items():
+        if importlib.util.find_spec(module) is None:
+            typer.echo(f"hypolab {command}: {what} is not installed here (no module {module!r}): "
+                       "run `make install`, or use this command's image", err=True)
+            raise typer.Exit(2)
+
+
+def with_train_flags(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Give `func` one option per spec field in TRAIN_FLAGS; they reach it as `flags`.
+
+    The flags are declared once, by the spec (hypolab.trainer.config.FLAG_FIELDS): their
+    names, types and help come from the spec's own fields.
+    """
+    signature = inspect.signature(func, eval_str=True)
+    options = [
+        inspect.Parameter(flag.name, inspect.Parameter.KEYWORD_ONLY, annotation=Optional[flag.type],
+                          default=typer.Option(None, "--" + flag.name.replace("_", "-") + (
+                              "/--no-" + flag.name.replace("_", "-") if flag.type is bool else ""),
+                                               help=flag.help, show_default=False))
+        for flag in TRAIN_FLAGS
+    ]
+    params = []
+    for param in signature.parameters.values():
+        params += options if param.name == "flags" else [param.replace(kind=inspect.Parameter.KEYWORD_ONLY)]
+
+    @functools.wraps(func)
+    def command(**kwargs: Any) -> Any:
+        flags = {flag.name: kwargs.pop(flag.name) for flag in TRAIN_FLAGS}
+        return func(**kwargs, flags=flags)
+
+    command.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in params}
+    return command
 
 
 @app.command()
@@ -36,6 +84,7 @@ def coordinator(
                                        help="require the token on read endpoints too"),
 ) -> None:
     """Run the coordinator (FastAPI) on HOST:PORT; OpenAPI docs at /docs."""
+    require_installed("coordinator", {"fastapi": "the coordinator extra", "uvicorn": "the coordinator extra"})
     import uvicorn
 
     from .coordinator.app import CoordinatorSettings, create_app
@@ -44,7 +93,8 @@ def coordinator(
         raise typer.BadParameter("choose local or docker", param_hint="--runner")
     shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
     settings = CoordinatorSettings(
-        db_path=db, data_dir=data_dir, runner=runner, vllm_url=vllm_url, token=token or None,
+        # absolute: workloads run in DATA_DIR and get these paths on their command lines
+        db_path=db.resolve(), data_dir=data_dir.resolve(), runner=runner, vllm_url=vllm_url, token=token or None,
         coordinator_url=public_url or f"http://{shown}:{port}", compose_project=project, private_reads=private_reads,
     )
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
@@ -161,7 +211,8 @@ def health(url: str = typer.Option("http://127.0.0.1:8080", envvar="HYPOLAB_URL"
     raise typer.Exit(0 if resp.status_code == 200 else 1)
 
 
-@app.command(context_settings={"help_option_names": ["-h", "--help"]})
+@app.command()
+@with_train_flags
 def train(
     spec: Path = typer.Option(..., "--spec", help="experiment spec, e.g. configs/experiments/math-python.yaml"),
     set_: list[str] = typer.Option([], "--set", help="override any spec key: --set training.max_steps=50"),
@@ -170,34 +221,18 @@ def train(
     output_dir: Optional[Path] = typer.Option(None, help="default: outputs/<experiment-id>"),
     vllm_url: Optional[str] = typer.Option(None, envvar="VLLM_URL", help="default: http://vllm:8000"),
     rehearsal: bool = typer.Option(False, "--rehearsal", help="CPU rehearsal: tiny model, scripted policy, no weight sync"),
-    model: Optional[str] = typer.Option(None, "--model"),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1),
-    num_generations: Optional[int] = typer.Option(None, "--num-generations", min=2),
-    learning_rate: Optional[float] = typer.Option(None, "--learning-rate"),
-    num_epochs: Optional[int] = typer.Option(None, "--num-epochs", min=1),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1),
-    lora_r: Optional[int] = typer.Option(None, "--lora-r", min=1),
-    lora_alpha: Optional[int] = typer.Option(None, "--lora-alpha", min=1),
-    no_peft: bool = typer.Option(False, "--no-peft", help="full fine-tuning (no LoRA)"),
-    loss_type: Optional[str] = typer.Option(None, "--loss-type"),
-    beta: Optional[float] = typer.Option(None, "--beta"),
-    scale_rewards: Optional[bool] = typer.Option(None, "--scale-rewards/--no-scale-rewards"),
-    max_seq_len: Optional[int] = typer.Option(None, "--max-seq-len", min=1),
-    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=1),
-    gradient_accumulation_steps: Optional[int] = typer.Option(None, "--gradient-accumulation-steps", min=1),
-    temperature: Optional[float] = typer.Option(None, "--temperature"),
+    flags: dict[str, Any] = {},  # the spec's fields as flags (with_train_flags): --batch-size, --lora-r, ...
+    no_peft: bool = typer.Option(False, "--no-peft", help="full fine-tuning: sets training.lora to null"),
     check_only: bool = typer.Option(False, "--check", help="resolve and check, print the config, do not train"),
 ) -> None:
     """Train one experiment with the installed stack's own verifiers trainer (run under accelerate launch)."""
+    require_installed("train", {"verifiers": "a pinned stack (verifiers)"})
     from .trainer.adapters import StackMismatch
     from .trainer.config import RunError, check_run, resolve_run
 
-    flags = dict(model=model, batch_size=batch_size, num_generations=num_generations, learning_rate=learning_rate,
-                 num_epochs=num_epochs, max_steps=max_steps, lora_r=lora_r, lora_alpha=lora_alpha, no_peft=no_peft,
-                 loss_type=loss_type, beta=beta, scale_rewards=scale_rewards, max_seq_len=max_seq_len,
-                 max_tokens=max_tokens, gradient_accumulation_steps=gradient_accumulation_steps, temperature=temperature)
     try:
-        run = resolve_run(spec, set_, flags, experiment_id, output_dir, coordinator, vllm_url, rehearsal)
+        run = resolve_run(spec, set_, {**flags, "no_peft": no_peft}, experiment_id, output_dir, coordinator,
+                          vllm_url, rehearsal)
         if check_only:
             check_run(run)
             typer.echo(run.model_dump_json(indent=2))
@@ -289,6 +324,7 @@ def audit(
 def demo(directory: Path = typer.Option(Path("outputs/demo"), "--dir", help="database, outputs and the report go here"),
          timeout_s: float = typer.Option(1800, help="stop following after this many seconds")) -> None:
     """The embedded default on CPU: a local coordinator runs H06+H07 as rehearsals and real audits."""
+    require_installed("demo", {"verifiers": "the legacy stack (verifiers)", "fastapi": "the coordinator extra"})
     from .demo import run_demo
 
     raise typer.Exit(run_demo(directory, timeout_s))

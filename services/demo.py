@@ -5,6 +5,11 @@ H07 (which brings H06 first), and follows the board: the training experiments ru
 CPU rehearsals of the real legacy trainer (tiny Qwen2, scripted policy, one step each,
 labelled rehearsal and never counted as evidence), the audits run for real. It ends
 with the board, the audit findings, and the H07 method-2 page the coordinator serves.
+It exits 1, naming them, when any experiment failed, stalled or was still unfinished
+when following stopped (`--timeout-s`).
+
+`--dir` may be relative (the default is `outputs/demo`): it is resolved against the
+directory the command was typed in, before the coordinator and its workloads see it.
 """
 
 from __future__ import annotations
@@ -29,8 +34,18 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+#: Statuses of a submitted experiment that did not succeed (pending: never submitted).
+NOT_SUCCEEDED = ("failed", "stalled", "cancelled", "queued", "running")
+
+
+def unfinished(experiments: list[dict]) -> list[str]:
+    """'<id> <status>' for each submitted experiment that did not succeed."""
+    return [f"{e['id']} {e['status']}" for e in experiments if e["status"] in NOT_SUCCEEDED]
+
+
 def run_demo(directory: Path, timeout_s: float = 1800, port: int | None = None) -> int:
     console = Console()
+    directory = directory.resolve()
     directory.mkdir(parents=True, exist_ok=True)
     port = port or _free_port()
     url, token = f"http://127.0.0.1:{port}", secrets.token_hex(16)
@@ -73,6 +88,11 @@ def run_demo(directory: Path, timeout_s: float = 1800, port: int | None = None) 
             if page.status_code == 200:
                 (directory / "h07-audit.html").write_text(page.text)
                 console.print(f"report: {directory / 'h07-audit.html'} (served at {url}/api/hypotheses/H07/audit.html)")
+        bad = unfinished(exps)
+        if bad:
+            console.print(f"[red]demo: did not succeed: {'; '.join(bad)} (logs: {directory / 'outputs'}/<id>/)[/]",
+                          highlight=False)
+            return 1
         return code
     finally:
         proc.terminate()

@@ -7,9 +7,12 @@ import time
 import uuid
 
 import httpx
-from rich.console import Console
+from rich import box
+from rich.console import Console, ConsoleOptions, RenderResult
 from rich.live import Live
+from rich.measure import Measurement
 from rich.table import Table
+from rich.text import Text
 
 STATUS_STYLE = {
     "untested": "dim", "testing": "yellow", "validated": "green", "invalidated": "red", "inconclusive": "magenta",
@@ -23,25 +26,58 @@ def _styled(status: str) -> str:
     return f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]"
 
 
-def board_table(hypotheses: list[dict], experiments: list[dict], last_steps: dict[str, int] | None = None) -> Table:
-    table = Table(title="hypolab board", show_lines=False)
-    for col in ("hypothesis", "status", "experiment", "exp. status", "step", "verdict"):
-        table.add_column(col, overflow="fold")
-    by_hyp: dict[str, list[dict]] = {}
-    for e in experiments:
-        by_hyp.setdefault(e["hypothesis_id"], []).append(e)
-    for h in hypotheses:
-        verdict = (h.get("verdict") or {}).get("sentence", "")
-        exps = by_hyp.get(h["id"], []) or [None]
-        for i, e in enumerate(exps):
-            table.add_row(
-                f"{h['id']} {h['title'][:40]}" if i == 0 else "",
-                _styled(h["status"]) + (" (queued)" if h.get("queued") and h["status"] == "untested" else "") if i == 0 else "",
-                e["id"] if e else "—", _styled(e["status"]) if e else "",
-                str((last_steps or {}).get(e["id"], "")) if e else "",
-                verdict if i == 0 else "",
-            )
-    return table
+def short_id(experiment_id: str, hypothesis_id: str) -> str:
+    """`H07.math-python` under H07 shows as `math-python`: the row already names H07."""
+    return experiment_id.removeprefix(f"{hypothesis_id}.")
+
+
+#: the board's columns but the title: (name, width); the title gets what is left.
+BOARD_COLUMNS = (("hyp.", 4), ("status", 12), ("experiment", 22), ("exp. status", 11), ("step", 5))
+
+
+class Board:
+    """The board: one line per experiment, titles cut to the terminal's width, verdicts below."""
+
+    def __init__(self, hypotheses: list[dict], experiments: list[dict], last_steps: dict[str, int] | None = None):
+        self.hypotheses, self.experiments, self.last_steps = hypotheses, experiments, last_steps or {}
+
+    def table(self, title_width: int) -> Table:
+        table = Table(title="hypolab board", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+        for name, w in (BOARD_COLUMNS[0], ("title", title_width), *BOARD_COLUMNS[1:]):
+            table.add_column(name, max_width=w, overflow="ellipsis", no_wrap=True,
+                             justify="right" if name == "step" else "left")
+        by_hyp: dict[str, list[dict]] = {}
+        for e in self.experiments:
+            by_hyp.setdefault(e["hypothesis_id"], []).append(e)
+        for h in self.hypotheses:
+            status = "queued" if h.get("queued") and h["status"] == "untested" else h["status"]
+            for i, e in enumerate(by_hyp.get(h["id"], []) or [None]):
+                table.add_row(
+                    h["id"] if i == 0 else "", h["title"] if i == 0 else "", _styled(status) if i == 0 else "",
+                    short_id(e["id"], h["id"]) if e else "—", _styled(e["status"]) if e else "",
+                    str(self.last_steps.get(e["id"], "")) if e else "",
+                )
+        return table
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        title_width = 48
+        natural = Measurement.get(console, options.update_width(1000), self.table(title_width)).maximum
+        excess = natural - options.max_width
+        yield self.table(max(8, title_width - max(0, excess)))
+        for h in self.hypotheses:
+            sentence = (h.get("verdict") or {}).get("sentence")
+            if sentence:  # the verdicts' sentences start with their hypothesis' id
+                yield Text(sentence) if sentence.startswith(h["id"]) else Text.assemble((h["id"], "bold"), ": ", sentence)
+
+
+def short_id(experiment_id: str, hypothesis_id: str) -> str:
+    """`H07.math-python` under H07 shows as `math-python`: the row already names H07."""
+    return experiment_id.removeprefix(f"{hypothesis_id}.")
+
+
+def board_table(hypotheses: list[dict], experiments: list[dict], last_steps: dict[str, int] | None = None) -> Board:
+    """The board as a rich renderable (a table, then the verdicts), readable at 80 columns."""
+    return Board(hypotheses, experiments, last_steps)
 
 
 def print_board(url: str, token: str | None) -> int:
@@ -106,10 +142,7 @@ def follow_run(url: str, token: str, hypotheses: list[str], follow: bool = True,
                     console.print("[yellow]stopped following (timeout); the run goes on[/]")
                     return 0
                 _wait_for_event(client, timeout=2.0)
-    for h in hyps:
-        if h["id"] in watched and h.get("verdict"):
-            console.print(f"[bold]{h['verdict']['sentence']}[/]", highlight=False)
-    return 0
+    return 0  # the board's last frame ends with the verdicts
 
 
 def _wait_for_event(client: httpx.Client, timeout: float) -> None:

@@ -14,11 +14,13 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, Literal, NamedTuple, Union, get_args, get_origin
 
 import httpx
 import yaml
 from pydantic import BaseModel, Field, ValidationError
+from pydantic.fields import FieldInfo
 
 from ..contracts import ExperimentSpec
 from ..specs import SpecError, load_experiment
@@ -29,24 +31,55 @@ class RunError(ValueError):
     """A run that must not start; the message is one line saying what to change."""
 
 
-#: `hypolab train` flags (the researcher's command lines) -> spec paths.
-FLAG_PATHS: dict[str, str] = {
-    "model": "model",
-    "batch_size": "training.batch_size",
-    "num_generations": "training.num_generations",
-    "learning_rate": "training.learning_rate",
-    "num_epochs": "training.num_epochs",
-    "max_steps": "training.max_steps",
-    "lora_r": "training.lora.r",
-    "lora_alpha": "training.lora.alpha",
-    "loss_type": "training.loss_type",
-    "beta": "training.beta",
-    "scale_rewards": "training.scale_rewards",
-    "max_seq_len": "training.max_seq_len",
-    "max_tokens": "training.max_tokens",
-    "gradient_accumulation_steps": "training.gradient_accumulation_steps",
-    "temperature": "training.temperature",
-}
+#: The spec fields the researcher's command lines set as `hypolab train` flags: `--lora-r`
+#: sets training.lora.r. Each flag's type and help are read from the spec model itself.
+FLAG_FIELDS: tuple[str, ...] = (
+    "model", "training.batch_size", "training.num_generations", "training.learning_rate", "training.num_epochs",
+    "training.max_steps", "training.lora.r", "training.lora.alpha", "training.loss_type", "training.beta",
+    "training.scale_rewards", "training.max_seq_len", "training.max_tokens", "training.gradient_accumulation_steps",
+    "training.temperature",
+)
+
+
+class TrainFlag(NamedTuple):
+    """One `hypolab train` flag, derived from the spec field it sets."""
+
+    name: str  # the option's Python name: lora_r (--lora-r)
+    path: str  # the spec path it overrides: training.lora.r
+    type: type  # int, float, str or bool (a --x/--no-x switch)
+    help: str
+
+
+def _unwrap(annotation: Any) -> Any:
+    """`int | None` -> int; `Literal[...] | None` -> the Literal."""
+    args = [a for a in get_args(annotation) if a is not type(None)]
+    return args[0] if get_origin(annotation) in (Union, UnionType) and len(args) == 1 else annotation
+
+
+def _spec_field(path: str) -> FieldInfo:
+    model: type[BaseModel] = ExperimentSpec
+    *sections, name = path.split(".")
+    for section in sections:
+        model = _unwrap(model.model_fields[section].annotation)
+    return model.model_fields[name]
+
+
+def _flag(path: str) -> TrainFlag:
+    field = _spec_field(path)
+    kind = _unwrap(field.annotation)
+    words = [field.description or ""]
+    if get_origin(kind) is Literal:
+        words.append("one of " + ", ".join(get_args(kind)))
+        kind = str
+    for bound, sign in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):
+        words += [f"{sign} {getattr(m, bound)}" for m in field.metadata if hasattr(m, bound)]
+    text = "; ".join(w for w in words if w)
+    return TrainFlag(path.removeprefix("training.").replace(".", "_"), path, kind,
+                     path + (f": {text}" if text else ""))
+
+
+TRAIN_FLAGS: tuple[TrainFlag, ...] = tuple(_flag(path) for path in FLAG_FIELDS)
+FLAG_PATHS: dict[str, str] = {flag.name: flag.path for flag in TRAIN_FLAGS}
 
 #: A CPU rehearsal keeps the spec but runs a few small steps in one process.
 REHEARSAL_DEFAULTS: dict[str, Any] = {
@@ -143,8 +176,6 @@ def resolve_run(
             raise RunError(f"{override.path}: LoRA is off in this run (--no-peft or lora: null)")
         else:
             _set_path(data, override.path, override.value)
-    if rehearsal and data["training"].get("max_steps") is None:
-        data["training"]["max_steps"] = REHEARSAL_DEFAULTS["training.max_steps"]
     try:
         resolved = ExperimentSpec.model_validate(data)
     except ValidationError as exc:
@@ -184,10 +215,6 @@ def check_run(run: RunConfig, probe_vllm: bool = True) -> None:
         raise RunError(
             f"training.batch_size x training.num_processes = {t.batch_size} x {t.num_processes} = {global_batch} "
             f"is not divisible by training.num_generations ({t.num_generations}): change one of them")
-    if t.max_tokens is not None and t.max_tokens >= spec.vllm.max_model_len:
-        raise RunError(
-            f"training.max_tokens ({t.max_tokens}) leaves no room for the prompt within vllm.max_model_len "
-            f"({spec.vllm.max_model_len}): lower max_tokens or raise vllm.max_model_len")
     if t.max_seq_len > spec.vllm.max_model_len:
         raise RunError(
             f"training.max_seq_len ({t.max_seq_len}) exceeds vllm.max_model_len ({spec.vllm.max_model_len}): "

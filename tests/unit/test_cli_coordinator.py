@@ -41,7 +41,7 @@ def test_run_follows_to_a_verdict_and_status_prints_the_board(make_coordinator):
     assert "run 1: H06" in out.stdout
     assert "H06 validated: Clear reward improvement within 20–50 steps." in out.stdout
     board = hypolab("status", "--url", live.url)
-    assert board.returncode == 0 and "H06.gsm8k" in board.stdout and "validated" in board.stdout
+    assert board.returncode == 0 and "gsm8k" in board.stdout and "validated" in board.stdout  # short ids
     logs = live.client.get("/api/experiments/H06.gsm8k/logs")
     assert logs.status_code == 200 and "fake trainer: H06.gsm8k env=gsm8k" in logs.text
     exp = live.client.get("/api/experiments/H06.gsm8k").json()  # the verdict stopped it early
