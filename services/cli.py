@@ -137,35 +137,37 @@ def status(url: str = typer.Option("http://127.0.0.1:8080", envvar="HYPOLAB_URL"
 
 @app.command()
 def verdict(
-    metrics: Path = typer.Option(..., exists=True, dir_okay=False, help="MetricEvents, one JSON object per line"),
-    metric: str = typer.Option("reward", help="which metric to judge"),
-    min_effect: float = typer.Option(0.05, min=0.0, help="smallest improvement that matters"),
+    metrics: Path = typer.Option(..., exists=True, dir_okay=False,
+                                 help="metrics file: MetricEvents or step/name/value JSONL, "
+                                      "trainer_state.json, W&B history CSV, TRL progress table"),
+    metric: str = typer.Option("reward", help="which metric (any column) to judge"),
+    min_effect: Optional[float] = typer.Option(
+        None, min=0.0, help="smallest improvement that matters, in the metric's units "
+                            "[default: half the baseline's step sd; 5% of --reward-range]"),
     alpha: float = typer.Option(0.05, min=1e-6, max=0.5, help="error rate, valid under continuous monitoring"),
     control: Optional[Path] = typer.Option(None, exists=True, dir_okay=False,
-                                           help="a control run's MetricEvents: decide whether METRICS beats it"),
+                                           help="a control run's metrics: decide whether METRICS beats it"),
+    horizon: Optional[int] = typer.Option(None, min=1, help="the run's planned number of steps "
+                                          "[default: the file's last step]"),
+    futility_after: Optional[int] = typer.Option(None, min=1, help="allow no_improvement from this step"),
+    reward_range: Optional[tuple[float, float]] = typer.Option(
+        None, metavar="LO HI", help="the environment's reward range: exact bounded methods"),
     groups: Optional[int] = typer.Option(None, min=1, help="independent prompt groups per step "
                                          "(batch x processes x accumulation / generations)"),
     as_json: bool = typer.Option(False, "--json", help="print the decision as JSON"),
 ) -> None:
     """Decide from a metric stream: improves, no_improvement or inconclusive (anytime-valid)."""
-    from .verdicts.sequential import decide_comparison, decide_improvement, read_metric_series
+    from .verdicts.command import VerdictInputError, verdict_from_files
 
-    series, problems = read_metric_series(metrics, metric)
-    for problem in problems:
-        typer.echo(f"verdict: {problem}", err=True)
-    if control is not None:
-        control_series, control_problems = read_metric_series(control, metric)
-        for problem in control_problems:
-            typer.echo(f"verdict: {problem}", err=True)
-        result = decide_comparison(series, control_series, min_effect=min_effect, alpha=alpha, group_size=groups)
-    else:
-        result = decide_improvement(series, min_effect=min_effect, alpha=alpha, group_size=groups)
-    if as_json:
-        typer.echo(result.model_dump_json())
-        return
-    where = f"at step {result.decided_at_step}" if result.decided_at_step is not None else f"after {result.steps} steps"
-    effect = "n/a" if result.effect is None else f"{result.effect:+.4f} in [{result.interval[0]:+.4f}, {result.interval[1]:+.4f}]"
-    typer.echo(f"{metric}: {result.decision} {where}; effect {effect} (alpha {alpha}; {result.nan_skipped} NaN skipped)")
+    try:
+        report = verdict_from_files(metrics, metric, control, min_effect=min_effect, alpha=alpha, horizon=horizon,
+                                    reward_range=reward_range, groups=groups, futility_after=futility_after)
+    except VerdictInputError as exc:
+        typer.echo(f"verdict: {exc}", err=True)
+        raise typer.Exit(2)
+    for warning in report.warnings:
+        typer.echo(f"verdict: {warning}", err=True)
+    typer.echo(report.decision.model_dump_json() if as_json else report.line())
 
 
 @app.command()

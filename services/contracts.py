@@ -161,12 +161,15 @@ class ExperimentRef(StrictModel):
 
 
 class ImprovesRule(StrictModel):
+MIN_EFFECT_HELP = "in the metric's units; default: half the baseline's step-to-step standard deviation"
+
+
     """The experiment's metric rises by at least `min_effect` over training."""
 
     rule: Literal["improves"]
     experiment: str
     metric: str = Field("reward", pattern=METRIC_NAME)
-    min_effect: float = Field(0.05, gt=0)
+    min_effect: float | None = Field(None, gt=0, description=MIN_EFFECT_HELP)
 
 
 class NoImprovementRule(StrictModel):
@@ -175,7 +178,7 @@ class NoImprovementRule(StrictModel):
     rule: Literal["no_improvement"]
     experiment: str
     metric: str = Field("reward", pattern=METRIC_NAME)
-    min_effect: float = Field(0.05, gt=0)
+    min_effect: float | None = Field(None, gt=0, description=MIN_EFFECT_HELP)
 
 
 class CompareRule(StrictModel):
@@ -186,7 +189,7 @@ class CompareRule(StrictModel):
     control: str
     metric: str = Field("reward", pattern=METRIC_NAME)
     direction: Literal["better", "worse"] = "better"
-    min_effect: float = Field(0.05, gt=0)
+    min_effect: float | None = Field(None, gt=0, description=MIN_EFFECT_HELP)
 
 
 class AuditRule(StrictModel):
@@ -222,6 +225,9 @@ class VerdictRule(StrictModel):
     validated: Rule
     invalidated: Rule
 
+    futility_after: int | None = Field(
+        None, gt=0, description="from this step on, `no_improvement` may be decided (and stop the run "
+                                "early) before the horizon; without it, only at the planned last step")
 
 class NextHypotheses(StrictModel):
     validated: list[str] = Field(default_factory=list)

@@ -7,6 +7,12 @@ from a spec is ever evaluated as code.
 
 Rehearsal runs (CPU rehearsals of the trainer) are never evidence: a rule over one is
 undecided, so a plan made only of rehearsals ends `inconclusive`, by design.
+
+Horizon: a curve rule may say `no_improvement` only once the run cannot take off any
+more — at its planned last step (`ExperimentEvidence.horizon`, see `planned_horizon`),
+once it has finished (what it logged is then all there is), or from the step the
+hypothesis' declared `verdict.futility_after` names. Early stop on a "no" therefore
+follows only that declared rule.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
-from ..contracts import FINISHED, Evidence, HypothesisSpec, StrictModel, Verdict
+from ..contracts import FINISHED, Evidence, ExperimentSpec, HypothesisSpec, StrictModel, Verdict
 from .sequential import Decision, decide_comparison, decide_improvement
 
 
@@ -27,6 +33,23 @@ class ExperimentEvidence(StrictModel):
     series: dict[str, list[tuple[int, float]]] = {}
     report: dict[str, Any] | None = None
     groups: int | None = None  # independent prompt groups per step (batch x processes x accumulation / generations)
+    horizon: int | None = None  # planned number of steps (`planned_horizon`); None: unknown
+    reward_range: tuple[float, float] | None = None  # the environment's declared range: exact bounded methods
+
+
+def planned_horizon(spec: ExperimentSpec) -> int | None:
+    """The experiment's planned number of steps: `training.max_steps` (None when only epochs are set)."""
+    return spec.training.max_steps
+
+
+def _horizon(exp: ExperimentEvidence, *series: list[tuple[int, float]]) -> int | None:
+    """The horizon a rule judges against: the plan's while running, the last step once finished."""
+    last = max((s[-1][0] for s in series if s), default=None)
+    if exp.status in FINISHED:
+        return last if last is not None else exp.horizon
+    if exp.horizon is None or last is None:
+        return exp.horizon
+    return max(exp.horizon, last)  # a run logging past its plan (0- vs 1-based steps) is not refused here
 
 
 Lookup = Callable[[str, str | None], ExperimentEvidence]  # (experiment name, metric) -> evidence
@@ -51,28 +74,32 @@ def _not_ready(exp: ExperimentEvidence, rule: str, need_finished: bool) -> Evide
 
 def _numbers(d: Decision) -> dict[str, Any]:
     return {"decision": d.decision, "decided_at_step": d.decided_at_step, "effect": d.effect,
-            "interval": d.interval, "alpha": d.alpha, "steps": d.steps, "method": d.method}
+            "interval": d.interval, "alpha": d.alpha, "steps": d.steps, "method": d.method,
+            "min_effect": d.min_effect, "horizon": d.horizon, "last_step": d.last_step,
+            "futility_after": d.futility_after, "label": d.describe()}
 
 
 def _describe(d: Decision, metric: str) -> str:
     if d.effect is None:
         return f"{metric}: {d.steps} steps, not enough for the baseline yet"
-    at = f" at step {d.decided_at_step}" if d.decided_at_step is not None else f" after {d.steps} steps"
-    return (f"{metric} {d.decision}{at}: effect {d.effect:+.4f}, "
-            f"{1 - d.alpha:.0%} confidence sequence [{d.interval[0]:+.4f}, {d.interval[1]:+.4f}]")
+    return (f"{metric} {d.describe()}: effect {d.effect:+.4g} (min {d.min_effect:.4g}), "
+            f"{1 - d.alpha:.0%} confidence sequence [{d.interval[0]:+.4g}, {d.interval[1]:+.4g}]")
 
 
-def _trend(rule_name: str, rule, exp: ExperimentEvidence) -> Evidence:
+def _trend(rule_name: str, rule, exp: ExperimentEvidence, futility_after: int | None) -> Evidence:
     label = f"{rule_name}({rule.experiment}, {rule.metric})"
     waiting = _not_ready(exp, label, need_finished=False)
     if waiting:
         return waiting
-    d = decide_improvement(exp.series.get(rule.metric, []), min_effect=rule.min_effect, group_size=exp.groups)
+    series = exp.series.get(rule.metric, [])
+    d = decide_improvement(series, min_effect=rule.min_effect, group_size=exp.groups,
+                           horizon=_horizon(exp, series), futility_after=futility_after,
+                           reward_range=exp.reward_range)
     holds = None if d.decision == "inconclusive" else (d.decision == "improves") == (rule_name == "improves")
     return Evidence(rule=label, holds=holds, detail=f"{exp.id} {_describe(d, rule.metric)}", numbers=_numbers(d))
 
 
-def _compare(rule, lookup: Lookup) -> Evidence:
+def _compare(rule, lookup: Lookup, futility_after: int | None) -> Evidence:
     label = f"compare({rule.treatment} {rule.direction} than {rule.control}, {rule.metric})"
     treat, ctrl = lookup(rule.treatment, rule.metric), lookup(rule.control, rule.metric)
     for exp in (treat, ctrl):
@@ -81,8 +108,12 @@ def _compare(rule, lookup: Lookup) -> Evidence:
             return waiting
     a, b = (treat, ctrl) if rule.direction == "better" else (ctrl, treat)
     groups = min(g for g in (treat.groups, ctrl.groups, 10**9) if g) if (treat.groups or ctrl.groups) else None
-    d = decide_comparison(a.series.get(rule.metric, []), b.series.get(rule.metric, []),
-                          min_effect=rule.min_effect, group_size=groups)
+    sa, sb = a.series.get(rule.metric, []), b.series.get(rule.metric, [])
+    horizons = [h for h in (_horizon(a, sa), _horizon(b, sb)) if h is not None]
+    ranges = [r for r in (a.reward_range, b.reward_range) if r is not None]
+    d = decide_comparison(sa, sb, min_effect=rule.min_effect, group_size=groups,
+                          horizon=min(horizons) if len(horizons) == 2 else None, futility_after=futility_after,
+                          reward_range=(min(r[0] for r in ranges), max(r[1] for r in ranges)) if ranges else None)
     holds = None if d.decision == "inconclusive" else d.decision == "improves"
     return Evidence(rule=label, holds=holds, detail=f"{a.id} vs {b.id}, {_describe(d, rule.metric)}",
                     numbers=_numbers(d))
@@ -104,10 +135,10 @@ def _audit(rule, lookup: Lookup) -> Evidence:
                     numbers={"count": count, "rollouts": exp.report.get("rollouts")})
 
 
-def evaluate(rule, lookup: Lookup) -> list[Evidence]:
+def evaluate(rule, lookup: Lookup, futility_after: int | None = None) -> list[Evidence]:
     """Evidence for one rule; the first item is the rule's own result."""
     if rule.rule in ("all", "any"):
-        parts = [evaluate(r, lookup) for r in rule.rules]
+        parts = [evaluate(r, lookup, futility_after) for r in rule.rules]
         results = [p[0].holds for p in parts]
         if rule.rule == "all":
             holds = False if False in results else (True if all(r is True for r in results) else None)
@@ -116,16 +147,16 @@ def evaluate(rule, lookup: Lookup) -> list[Evidence]:
         head = Evidence(rule=rule.rule, holds=holds, detail=f"{rule.rule} of {len(parts)} rules")
         return [head, *[e for p in parts for e in p]]
     if rule.rule in ("improves", "no_improvement"):
-        return [_trend(rule.rule, rule, lookup(rule.experiment, rule.metric))]
+        return [_trend(rule.rule, rule, lookup(rule.experiment, rule.metric), futility_after)]
     if rule.rule == "compare":
-        return [_compare(rule, lookup)]
+        return [_compare(rule, lookup, futility_after)]
     return [_audit(rule, lookup)]
 
 
 def decide(hyp: HypothesisSpec, lookup: Lookup, statuses: dict[str, str]) -> Verdict:
     """The hypothesis's status now. `statuses`: experiment name -> status, for all of its experiments."""
-    validated = evaluate(hyp.verdict.validated, lookup)
-    invalidated = evaluate(hyp.verdict.invalidated, lookup)
+    validated = evaluate(hyp.verdict.validated, lookup, hyp.verdict.futility_after)
+    invalidated = evaluate(hyp.verdict.invalidated, lookup, hyp.verdict.futility_after)
     v, i = validated[0].holds, invalidated[0].holds
     evidence = [*validated, *invalidated]
     finished = all(s in FINISHED for s in statuses.values())
