@@ -188,7 +188,7 @@ def _from_json_lines(path: Path, lines: list[str], metric: str) -> Series:
             detail = "no step" if isinstance(exc, KeyError) else str(exc).splitlines()[0][:80]
             problems.append(f"{path}:{lineno}: skipped ({detail}); expected a JSON object with a step")
             first_bad = first_bad or (lineno, detail)
-    if not points and first_bad and not seen:
+    if not points and first_bad:
         raise SeriesError(f"{path}:{first_bad[0]}: {first_bad[1]}; expected {FORMATS}")
     return _result(path, "JSON lines", used, points, where, problems, metric, seen, 1)
 
