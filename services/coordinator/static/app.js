@@ -39,6 +39,9 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 const badge = (status) => el("span", { class: "badge s-" + status, "data-status": status }, status);
+// a curve decision with its horizon: "improves at step 45 of 200", "no improvement yet — step 80 of 200"
+const decisionLabel = (n) => n.label || (n.decision + (n.decided_at_step != null ? ` at step ${n.decided_at_step}` : "")
+  + (n.horizon != null ? ` of ${n.horizon}` : ""));
 const fmt = (x) => (x === null || x === undefined) ? "—" : (typeof x === "number" ? +x.toFixed(4) : JSON.stringify(x));
 
 // ---------------------------------------------------------------- board
@@ -132,9 +135,11 @@ async function renderExperiment(eid) {
   const metrics = await loadMetrics(eid);
   const control = exp.control_id ? await loadMetrics(exp.control_id).catch(() => null) : null;
   const verdict = hyp.verdict || hyp.current_evidence || {};
-  const marks = (verdict.evidence || []).filter((e) => e.numbers && e.numbers.decided_at_step !== undefined
-      && e.detail && e.detail.includes(eid.split(".")[1]))
-    .map((e) => ({ step: e.numbers.decided_at_step, label: `${e.numbers.decision} · ${fmt(e.numbers.effect)} [${(e.numbers.interval || []).map(fmt).join(", ")}]` }));
+  // this experiment's curve decisions, decided or not, each with its horizon ("no improvement yet — step 80 of 200")
+  const decisions = (verdict.evidence || []).filter((e) => e.numbers && e.numbers.decision
+      && e.detail && e.detail.includes(eid.split(".")[1]));
+  const marks = decisions.filter((e) => e.numbers.decided_at_step !== null && e.numbers.decided_at_step !== undefined)
+    .map((e) => ({ step: e.numbers.decided_at_step, label: `${decisionLabel(e.numbers)} · ${fmt(e.numbers.effect)} [${(e.numbers.interval || []).map(fmt).join(", ")}]` }));
   const diffPaths = new Set((exp.diff || []).map((d) => d.path));
   const flat = (obj, prefix = "") => Object.entries(obj || {}).flatMap(([k, v]) =>
     v && typeof v === "object" && !Array.isArray(v) && k !== "env_args" ? flat(v, prefix + k + ".") : [[prefix + k, v]]);
@@ -155,6 +160,8 @@ async function renderExperiment(eid) {
     el("p", { class: "meta" }, `created ${when(exp.created_at)} → queued ${when(exp.queued_at)} → started ${when(exp.started_at)} → finished ${when(exp.finished_at)}`),
     actions,
     el("h2", {}, "Curves"),
+    decisions.length ? el("ul", { class: "decisions", "aria-label": "decisions" },
+      decisions.map((e) => el("li", { "data-decision": e.numbers.decision }, `${e.rule}: ${decisionLabel(e.numbers)}`))) : "",
     el("section", { class: "charts", id: "charts" }, chartFigures(eid, metrics, exp.control_id, control, marks)),
     el("h2", {}, "Resolved config"),
     el("table", { "aria-label": "resolved config" }, el("thead", {}, el("tr", {}, el("th", {}, "field"), el("th", {}, "value"), el("th", {}, "vs control"))), el("tbody", {}, configRows)),
