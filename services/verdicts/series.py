@@ -20,7 +20,6 @@ metric, is a `SeriesError` naming the file, the line and what was expected.
 from __future__ import annotations
 
 import json
-import math
 import re
 from pathlib import Path
 from typing import Any
