@@ -46,7 +46,8 @@ METRICS = ("loss", "kl", "grad_norm", "learning_rate")  # no reward: the verdict
 def serve(settings_file: str) -> None:
     import uvicorn
 
-    from hypolab.coordinator.app import CoordinatorSettings, create_app
+    from hypolab.coordinator.app import create_app
+    from hypolab.coordinator.config import CoordinatorSettings
 
     settings = CoordinatorSettings(**json.loads(Path(settings_file).read_text()))
     port = int(settings.coordinator_url.rsplit(":", 1)[1])

@@ -12,6 +12,7 @@ from typing import Any, Callable, Optional
 import typer
 
 from . import __version__
+from .endpoints import COORDINATOR_PORT, COORDINATOR_URL
 from .trainer.config import TRAIN_FLAGS
 
 app = typer.Typer(
@@ -70,7 +71,7 @@ def with_train_flags(func: Callable[..., Any]) -> Callable[..., Any]:
 @app.command()
 def coordinator(
     host: str = typer.Option("127.0.0.1", help="interface to bind (the container binds 0.0.0.0 behind a 127.0.0.1 port)"),
-    port: int = typer.Option(8080, min=1, max=65535),
+    port: int = typer.Option(COORDINATOR_PORT, min=1, max=65535),
     db: Path = typer.Option(Path("hypolab.sqlite"), help="SQLite database file"),
     runner: str = typer.Option("local", help="local (subprocesses) or docker (Docker SDK, compose.yaml's services)"),
     data_dir: Path = typer.Option(Path("."), help="outputs/<experiment>/ go here"),
@@ -87,7 +88,8 @@ def coordinator(
     require_installed("coordinator", {"fastapi": "the coordinator extra", "uvicorn": "the coordinator extra"})
     import uvicorn
 
-    from .coordinator.app import CoordinatorSettings, create_app
+    from .coordinator.app import create_app
+    from .coordinator.config import CoordinatorSettings
 
     if runner not in ("local", "docker"):
         raise typer.BadParameter("choose local or docker", param_hint="--runner")
@@ -115,7 +117,7 @@ def plan(
 @app.command()
 def run(
     hypotheses: list[str] = typer.Argument(..., help="hypothesis ids, e.g. H07"),
-    url: str = typer.Option("http://127.0.0.1:8080", envvar="HYPOLAB_URL", help="coordinator URL"),
+    url: str = typer.Option(COORDINATOR_URL, envvar="HYPOLAB_URL", help="coordinator URL"),
     token: str = typer.Option(..., envvar="HYPOLAB_TOKEN", help="API token", show_default=False),
     follow: bool = typer.Option(True, help="follow progress until the hypotheses have verdicts"),
     timeout: float = typer.Option(0, help="stop following after this many seconds (0: never)"),
@@ -127,7 +129,7 @@ def run(
 
 
 @app.command()
-def status(url: str = typer.Option("http://127.0.0.1:8080", envvar="HYPOLAB_URL", help="coordinator URL"),
+def status(url: str = typer.Option(COORDINATOR_URL, envvar="HYPOLAB_URL", help="coordinator URL"),
            token: Optional[str] = typer.Option(None, envvar="HYPOLAB_TOKEN", show_default=False)) -> None:
     """Print the hypothesis board: status, verdict and experiments of every hypothesis."""
     from .coordinator.client import print_board
@@ -200,7 +202,7 @@ def up() -> None:
 
 
 @app.command()
-def health(url: str = typer.Option("http://127.0.0.1:8080", envvar="HYPOLAB_URL")) -> None:
+def health(url: str = typer.Option(COORDINATOR_URL, envvar="HYPOLAB_URL")) -> None:
     """Ask a running coordinator for its health (`GET /api/health`)."""
     import httpx
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from enum import StrEnum
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -257,10 +258,36 @@ class HypothesisSpec(StrictModel):
 
 # --- Coordinator state ------------------------------------------------------------------
 
-HypothesisStatus = Literal["untested", "testing", "validated", "invalidated", "inconclusive"]
-ExperimentStatus = Literal["pending", "queued", "running", "succeeded", "failed", "cancelled", "stalled"]
-FINISHED: tuple[str, ...] = ("succeeded", "failed", "cancelled", "stalled")
-DECIDED: tuple[str, ...] = ("validated", "invalidated", "inconclusive")
+class HypothesisStatus(StrEnum):
+    """A hypothesis' state: untested -> testing -> validated | invalidated | inconclusive.
+
+    The values are the API's and the database's strings (a `str`: compares equal to them).
+    """
+
+    untested = "untested"
+    testing = "testing"
+    validated = "validated"
+    invalidated = "invalidated"
+    inconclusive = "inconclusive"
+
+
+class ExperimentStatus(StrEnum):
+    """An experiment's state (docs/coordinator.md draws the machine); `pending`: not created yet."""
+
+    pending = "pending"
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+    stalled = "stalled"
+
+
+FINISHED: frozenset[ExperimentStatus] = frozenset(
+    {ExperimentStatus.succeeded, ExperimentStatus.failed, ExperimentStatus.cancelled, ExperimentStatus.stalled})
+RETRYABLE: frozenset[ExperimentStatus] = FINISHED - {ExperimentStatus.succeeded}
+DECIDED: frozenset[HypothesisStatus] = frozenset(
+    {HypothesisStatus.validated, HypothesisStatus.invalidated, HypothesisStatus.inconclusive})
 
 
 class MetricEvent(StrictModel):

@@ -73,8 +73,8 @@ class LiveCoordinator:
         if getattr(self, "_closed", False):
             return
         self._closed = True
-        handles = [e["handle"] for e in self.lab.store.experiments(status="running") if e["handle"]]
-        handles.append(self.lab.vllm_state.get("handle"))
+        handles = [e.handle for e in self.lab.store.experiments(status="running") if e.handle]
+        handles.append(self.lab.vllm.handle)
         self.client.close()
         self.server.should_exit = True
         self.thread.join(timeout=15)
@@ -87,7 +87,7 @@ def make_coordinator(tmp_path):
     """Factory: a live coordinator with the fake trainer/audit (real subprocesses)."""
     import sys
 
-    from hypolab.coordinator.app import CoordinatorSettings
+    from hypolab.coordinator.config import CoordinatorSettings
 
     started = []
 

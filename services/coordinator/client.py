@@ -14,12 +14,13 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from ..contracts import DECIDED
+
 STATUS_STYLE = {
     "untested": "dim", "testing": "yellow", "validated": "green", "invalidated": "red", "inconclusive": "magenta",
     "pending": "dim", "queued": "cyan", "running": "yellow", "succeeded": "green", "failed": "red",
     "cancelled": "magenta", "stalled": "red",
 }
-DECIDED = ("validated", "invalidated", "inconclusive")
 
 
 def _styled(status: str) -> str:

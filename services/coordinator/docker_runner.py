@@ -19,7 +19,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from .runners import Launch, Runner, WorkloadDescription
+from .runners import AUDIT_ARGS, TRAIN_ARGS, Launch, Runner, WorkloadDescription
 
 LABEL_PROJECT = "hypolab.project"
 LABEL_EXPERIMENT = "hypolab.experiment"
@@ -128,6 +128,12 @@ class DockerRunner(Runner):
                     kwargs["network"]: self.client.api.create_endpoint_config(aliases=["vllm"])}
             kwargs["name"] = f"{self.project}-vllm-{_slug(launch.stack)}"
         return kwargs
+
+    def default_commands(self) -> tuple[list[str], list[str]]:
+        """compose.yaml's trainer command up to `-m hypolab` (accelerate launch with ZeRO-3)."""
+        base = self.service("trainer")["command"]
+        prefix = base[: base.index("hypolab") + 1]
+        return [*prefix, *TRAIN_ARGS], ["python3", "-m", "hypolab", *AUDIT_ARGS]
 
     def vllm_command(self) -> list[str]:
         """compose.yaml's vLLM command with the model as a placeholder, filled per experiment."""

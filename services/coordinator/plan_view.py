@@ -15,17 +15,16 @@ from rich.console import Console
 from rich.table import Table
 
 from ..specs import SpecError, load_hypotheses
-from .app import CoordinatorSettings, build_runner, default_commands
+from .config import CoordinatorSettings
 from .planner import plan_hypothesis, run_order
-from .runners import Launch
-from .scheduler import fill_command
+from .runners import Launch, build_runner, fill_command
 
 
 def build_plan(requested: list[str], runner_name: str = "local") -> list[dict]:
     hypotheses = load_hypotheses()
     settings = CoordinatorSettings(runner=runner_name, data_dir=Path("."))
     runner = build_runner(settings)
-    trainer_cmd, audit_cmd = default_commands(settings, runner)
+    trainer_cmd, audit_cmd = runner.default_commands()
     out = []
     for position, hid in enumerate(run_order(requested, hypotheses), start=1):
         hyp = hypotheses[hid]

@@ -43,15 +43,10 @@ class PlannedExperiment(StrictModel):
     def controlled(self) -> bool:
         return not self.undeclared
 
-
-class UncontrolledExperiment(ValueError):
-    def __init__(self, exp: PlannedExperiment):
-        self.experiment = exp
-        fields = ", ".join(exp.undeclared)
-        super().__init__(
-            f"{exp.id} differs from its control {exp.control_id} in undeclared field(s) {fields}; "
-            f"list them in `vary` or make the configs equal"
-        )
+    @property
+    def horizon(self) -> int | None:
+        """The planned number of optimizer steps (None when only epochs bound the run)."""
+        return self.spec.training.max_steps
 
 
 def _declared(vary: dict) -> set[str]:

@@ -1,9 +1,11 @@
 """Runners: how the coordinator starts, watches and stops a workload.
 
-Two implementations of one small interface:
+Two implementations of one small interface (`Runner`: describe, start, poll, stop, plus
+the command templates it runs by default):
 - `LocalRunner`: subprocesses on this machine (the embedded default, CPU tests);
 - `DockerRunner` (docker_runner.py): containers through the Docker SDK, defined by
   compose.yaml's own services.
+`build_runner(settings)` picks one; `fill_command` fills a template for one experiment.
 
 Every workload writes its output to a log file the coordinator tails (log view, metric
 lines fallback). Commands are argument lists built by the coordinator from validated
@@ -19,11 +21,32 @@ import sys
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..contracts import StrictModel
 
+if TYPE_CHECKING:
+    from .config import CoordinatorSettings
+
 Role = Literal["trainer", "audit", "vllm"]
+
+#: `hypolab train` / `hypolab audit` arguments of every trainer and audit workload.
+TRAIN_ARGS = ["train", "--spec", "{spec}", "--experiment-id", "{experiment_id}",
+              "--coordinator", "{coordinator}", "--output-dir", "{output_dir}"]
+AUDIT_ARGS = ["audit", "--env", "{env}", "--stack", "{stack}", "--scripted", "--json", "{output_dir}/audit.json"]
+
+
+def fill_command(template: list[str], eid: str, config: dict[str, Any], output_dir: Path, coordinator: str) -> list[str]:
+    """Placeholders in a command template, from validated values only; no shell ever sees it.
+
+    {experiment_id} {spec} {output_dir} {coordinator} {env} {stack} {model} {python}
+    """
+    values = {
+        "experiment_id": eid, "spec": str(output_dir / "spec.yaml"), "output_dir": str(output_dir),
+        "coordinator": coordinator, "env": config["env"], "stack": config["stack"], "model": config["model"],
+        "python": sys.executable,
+    }
+    return [part.format(**values) for part in template]
 
 
 class Launch(StrictModel):
@@ -74,6 +97,29 @@ class Runner(ABC):
 
     def trainer_gpus(self) -> list[int]:
         return []
+
+    def default_commands(self) -> tuple[list[str], list[str]]:
+        """Trainer and audit command templates ({placeholders} filled per experiment).
+
+        On this machine's Python, and the trainer as a CPU rehearsal.
+        """
+        local = ["{python}", "-m", "hypolab"]
+        return [*local, *TRAIN_ARGS, "--rehearsal"], [*local, *AUDIT_ARGS]
+
+    def vllm_command(self) -> list[str] | None:
+        """The vLLM server's command template, when this runner manages one."""
+        return None
+
+
+def build_runner(settings: "CoordinatorSettings") -> Runner:
+    """The runner the settings name (the docker one reads compose.yaml through Compose)."""
+    if settings.runner == "docker":
+        from ..paths import ROOT
+        from .docker_runner import DockerRunner, load_compose_config
+
+        config = load_compose_config(ROOT, settings.compose_files, settings.compose_project)
+        return DockerRunner(config, settings.compose_project)
+    return LocalRunner(settings.data_dir, settings.trainer_gpus, outputs=settings.data_dir / "outputs")
 
 
 class LocalRunner(Runner):

@@ -17,12 +17,12 @@ from pathlib import Path
 from types import UnionType
 from typing import Any, Literal, NamedTuple, Union, get_args, get_origin
 
-import httpx
 import yaml
 from pydantic import BaseModel, Field, ValidationError
 from pydantic.fields import FieldInfo
 
 from ..contracts import ExperimentSpec
+from ..endpoints import vllm_health
 from ..specs import SpecError, load_experiment
 from .envs import ENVIRONMENTS
 
@@ -220,11 +220,7 @@ def check_run(run: RunConfig, probe_vllm: bool = True) -> None:
             f"training.max_seq_len ({t.max_seq_len}) exceeds vllm.max_model_len ({spec.vllm.max_model_len}): "
             "vLLM could never produce such a sequence; lower max_seq_len or raise max_model_len")
     if probe_vllm and not run.rehearsal:
-        url = run.vllm_url.rstrip("/") + "/health"
-        try:
-            ok = httpx.get(url, timeout=5).status_code == 200
-        except httpx.HTTPError:
-            ok = False
+        ok, _ = vllm_health(run.vllm_url, timeout_s=5)
         if not ok:
             raise RunError(
                 f"vLLM is not reachable at {run.vllm_url} (GET /health): start it with `make up`, "

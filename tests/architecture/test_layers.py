@@ -18,7 +18,7 @@ SERVICES = Path(__file__).resolve().parents[2] / "services"
 # rooms on lower floors and from itself.
 FLOORS: dict[str, int] = {
     # ground floor: shared wire formats, paths, chat messages; then spec loading
-    "contracts": 0, "paths": 0, "chat": 0, "__init__": 0,
+    "contracts": 0, "paths": 0, "chat": 0, "endpoints": 0, "__init__": 0,
     "specs": 1,
     # the pure roles
     "verdicts": 2, "audit": 2, "stack": 2,

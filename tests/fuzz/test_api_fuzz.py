@@ -25,13 +25,13 @@ ARTIFACT = ROOT / "artifacts" / "fuzz.txt"
 def fuzz_coordinator(tmp_path_factory):
     """A coordinator with a history (a run, stored hypotheses) but no scheduler launching work."""
     from ..conftest import LiveCoordinator, free_port
-    from hypolab.coordinator.app import CoordinatorSettings
+    from hypolab.coordinator.config import CoordinatorSettings
 
     tmp = tmp_path_factory.mktemp("fuzz")
     live = LiveCoordinator(CoordinatorSettings(db_path=tmp / "fuzz.sqlite", data_dir=tmp, token=TOKEN,
                                                coordinator_url=f"http://127.0.0.1:{free_port()}", schedule=False))
     live.client.post("/api/runs", json={"hypotheses": ["H07"]}).raise_for_status()
-    live.lab._activate()  # H06's experiment exists, so id-taking routes have a real target...
+    live.lab.launcher.activate()  # H06's experiment exists, so id-taking routes have a real target...
     live.lab.store.update_experiment("H06.gsm8k", status="running")  # ...that accepts metrics
     yield live
     live.close()

@@ -102,5 +102,5 @@ def test_host_network_override(docker_engine):
         assert services[name]["network_mode"] == "host"
         assert not services[name].get("ports")
     assert services["vllm"]["command"][services["vllm"]["command"].index("--host") + 1] == "127.0.0.1"
-    assert services["trainer"]["environment"]["VLLM_HOST"] == "127.0.0.1"
+    assert services["trainer"]["environment"]["VLLM_URL"] == "http://127.0.0.1:8000"
     assert gpu_ids(services["trainer"]) == ["1", "2", "3"]  # pinning is unchanged

@@ -6,7 +6,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 from fastapi.testclient import TestClient
 
-from hypolab.coordinator.app import CoordinatorSettings, create_app
+from hypolab.coordinator.app import create_app
+from hypolab.coordinator.config import CoordinatorSettings
 from hypolab.coordinator.store import SCHEMA_VERSION, Store
 
 

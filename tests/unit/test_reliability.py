@@ -87,17 +87,17 @@ def test_a_workload_started_just_before_a_crash_is_adopted_not_relaunched(tmp_pa
     sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
     lab = Lab(store, LocalRunner(tmp_path, outputs=tmp_path / "outputs"), load_hypotheses(), data_dir=tmp_path,
               trainer_command=sleeper, audit_command=sleeper, coordinator_url="http://127.0.0.1:9", token=TOKEN)
-    lab.submit(["H06"], None)
-    lab._activate()
+    lab.requests.submit(["H06"], None)
+    lab.launcher.activate()
     exp = store.experiment("H06.gsm8k")
-    assert exp["status"] == "queued"
-    handle = lab.runner.start(lab.launch_for(exp, "trainer"))  # ... and the coordinator dies here
+    assert exp.status == "queued"
+    handle = lab.runner.start(lab.launcher.launch_for(exp, "trainer"))  # ... and the coordinator dies here
     try:
         reborn = Lab(store, LocalRunner(tmp_path, outputs=tmp_path / "outputs"), load_hypotheses(), data_dir=tmp_path,
                      trainer_command=sleeper, audit_command=sleeper, coordinator_url="http://127.0.0.1:9", token=TOKEN)
         adopted = store.experiment("H06.gsm8k")
-        assert adopted["status"] == "running" and adopted["handle"] == handle
-        assert adopted["reason"] == "adopted after a restart"
+        assert adopted.status == "running" and adopted.handle == handle
+        assert adopted.reason == "adopted after a restart"
         reborn.tick()
         assert reborn.runner.live() == {"H06.gsm8k": handle}  # still one process, no second launch
     finally:
