@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 from rich.console import Console
 
-from .coordinator.client import board_table, follow_run
+from .coordinator.client import follow_run
 
 
 def _free_port() -> int:
@@ -72,9 +72,7 @@ def run_demo(directory: Path, timeout_s: float = 1800, port: int | None = None) 
         code = follow_run(url, token, ["H07"], timeout_s=timeout_s)
         headers = {"Authorization": f"Bearer {token}"}
         with httpx.Client(base_url=url, headers=headers, timeout=30) as client:
-            hyps = client.get("/api/hypotheses").json()
             exps = client.get("/api/experiments").json()
-            console.print(board_table(hyps, exps))
             for e in exps:
                 report = client.get(f"/api/experiments/{e['id']}").json().get("report")
                 if not report:
@@ -88,7 +86,10 @@ def run_demo(directory: Path, timeout_s: float = 1800, port: int | None = None) 
             if page.status_code == 200:
                 (directory / "h07-audit.html").write_text(page.text)
                 console.print(f"report: {directory / 'h07-audit.html'} (served at {url}/api/hypotheses/H07/audit.html)")
-        bad = unfinished(exps)
+            bad = unfinished(exps)
+            for e in exps:  # workloads outlive their coordinator: stop what is still going
+                if e["status"] in ("queued", "running"):
+                    client.post(f"/api/experiments/{e['id']}/cancel")
         if bad:
             console.print(f"[red]demo: did not succeed: {'; '.join(bad)} (logs: {directory / 'outputs'}/<id>/)[/]",
                           highlight=False)

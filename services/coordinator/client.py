@@ -143,6 +143,8 @@ def follow_run(url: str, token: str, hypotheses: list[str], follow: bool = True,
                     console.print("[yellow]stopped following (timeout); the run goes on[/]")
                     return 0
                 _wait_for_event(client, timeout=2.0)
+    if not console.is_terminal:  # Live leaves its last frame without a line end there
+        console.line()
     return 0  # the board's last frame ends with the verdicts
 
 
