@@ -8,6 +8,13 @@ flushed when it answers again (also by the next run of the same experiment). Tra
 never waits for the coordinator and never fails because of it; a 409 (the experiment
 is no longer running there) stops sending but not writing.
 
+The log-line fallback: every event that could not be delivered (coordinator unreachable
+or failing, or still unsent when the run ends) is also printed once to stdout as
+`HYPOLAB_METRIC {json MetricEvent}`. The workload's stdout is its log, which the
+coordinator reads: a coordinator that was down while the trainer ran (and ended) finds
+every step there when it comes back. Stored twice is harmless: a (step, name) is stored
+once, the last value kept.
+
 `ReporterCallback` hooks the reporter into a transformers Trainer on the main process.
 """
 
@@ -19,6 +26,7 @@ import math
 import os
 import queue
 import re
+import sys
 import threading
 import time
 from pathlib import Path
@@ -29,6 +37,9 @@ import httpx
 from ..contracts import MetricEvent
 
 log = logging.getLogger("hypolab.trainer.reporter")
+
+#: the prefix of a metric log line (the coordinator reads these from workload logs)
+METRIC_LINE = "HYPOLAB_METRIC "
 
 #: the trainers' names -> DESIGN.md's names (legacy GRPOTrainer, current RLTrainer, transformers)
 RENAMES: dict[str, str] = {
@@ -81,6 +92,7 @@ class MetricReporter:
         self.refused = False  # the coordinator said 409: the experiment is not running there
         self._queue: queue.Queue[MetricEvent | None] = queue.Queue()
         self._lock = threading.Lock()
+        self._printed: set[tuple[int, float]] = set()  # events already written as log lines
         self._thread: threading.Thread | None = None
         self._client = httpx.Client(timeout=timeout_s) if self.url else None
         if self.url:
@@ -145,11 +157,21 @@ class MetricReporter:
                 events.append(item)
 
     def _spill(self, events: list[MetricEvent]) -> None:
+        """Keep undelivered events on disk for a later POST, and print them as log lines now."""
         if not events:
             return
         with self._lock:
             with open(self.pending, "a", encoding="utf-8") as handle:
                 handle.writelines(e.model_dump_json() + "\n" for e in events)
+            self._print_lines(events)
+
+    def _print_lines(self, events: list[MetricEvent]) -> None:
+        """The fallback: `HYPOLAB_METRIC {json}` on stdout (the workload's log), once per event."""
+        fresh = [e for e in events if (e.step, e.time) not in self._printed]
+        if fresh:
+            sys.stdout.write("".join(METRIC_LINE + e.model_dump_json() + "\n" for e in fresh))
+            sys.stdout.flush()
+            self._printed.update((e.step, e.time) for e in fresh)
 
     def _load_pending(self) -> list[MetricEvent]:
         with self._lock:
@@ -238,8 +260,3 @@ def make_callback(reporter: MetricReporter) -> Any:
 
     return ReporterCallback()
 
-
-def read_events(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
