@@ -161,10 +161,10 @@ class ExperimentRef(StrictModel):
     stall_timeout_s: float = Field(1800, gt=0, description="no metric for this long: stalled (NCCL hangs)")
 
 
-class ImprovesRule(StrictModel):
 MIN_EFFECT_HELP = "in the metric's units; default: half the baseline's step-to-step standard deviation"
 
 
+class ImprovesRule(StrictModel):
     """The experiment's metric rises by at least `min_effect` over training."""
 
     rule: Literal["improves"]
@@ -225,10 +225,10 @@ class VerdictRule(StrictModel):
 
     validated: Rule
     invalidated: Rule
-
     futility_after: int | None = Field(
         None, gt=0, description="from this step on, `no_improvement` may be decided (and stop the run "
                                 "early) before the horizon; without it, only at the planned last step")
+
 
 class NextHypotheses(StrictModel):
     validated: list[str] = Field(default_factory=list)
