@@ -36,7 +36,7 @@ def require_installed(command: str, modules: dict[str, str]) -> None:
     for module, what in modules.items():
         if importlib.util.find_spec(module) is None:
             typer.echo(f"hypolab {command}: {what} is not installed here (no module {module!r}): "
-                       "run `make install`, or use this command's image", err=True)
+                       "run `make install`", err=True)
             raise typer.Exit(2)
 
 
@@ -230,7 +230,7 @@ def train(
     check_only: bool = typer.Option(False, "--check", help="resolve and check, print the config, do not train"),
 ) -> None:
     """Train one experiment with the installed stack's own verifiers trainer (run under accelerate launch)."""
-    require_installed("train", {"verifiers": "a pinned stack (verifiers)"})
+    require_installed("train", {"verifiers": "a stack (verifiers, legacy or current)"})
     from .trainer.adapters import StackMismatch
     from .trainer.config import RunError, check_run, resolve_run
 
@@ -328,7 +328,7 @@ def audit(
 def demo(directory: Path = typer.Option(Path("outputs/demo"), "--dir", help="database, outputs and the report go here"),
          timeout_s: float = typer.Option(1800, help="stop following after this many seconds")) -> None:
     """The embedded default on CPU: a local coordinator runs H06+H07 as rehearsals and real audits."""
-    require_installed("demo", {"verifiers": "the legacy stack (verifiers)", "fastapi": "the coordinator extra"})
+    require_installed("demo", {"verifiers": "the legacy stack (verifiers==0.1.3.post0)", "fastapi": "the coordinator extra"})
     from .demo import run_demo
 
     raise typer.Exit(run_demo(directory, timeout_s))

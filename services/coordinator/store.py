@@ -1,6 +1,6 @@
 """The coordinator's SQLite store: one file, WAL journal, schema created on first open.
 
-SQLite is the embedded default (DESIGN.md): no server to run, one file to back up,
+SQLite is the embedded default (docs/architecture.md): no server to run, one file to back up,
 safe against a killed process because every write is a committed transaction. Every
 state change appends to `events` in the same transaction as the change itself (the
 change and its event commit together or not at all), which `/api/events` streams

@@ -1,6 +1,6 @@
 """Metrics from the trainer to the coordinator: batched, retried, buffered, never blocking.
 
-`MetricReporter.report(step, metrics)` normalises the trainer's metric names (DESIGN.md),
+`MetricReporter.report(step, metrics)` normalises the trainer's metric names (docs/architecture.md, Metrics),
 appends the event to `metrics.jsonl` next to the outputs at once, and queues it for a
 background thread that POSTs batches to the coordinator with exponential backoff.
 While the coordinator is away, unsent events wait in `metrics.pending.jsonl` and are
@@ -41,7 +41,7 @@ log = logging.getLogger("hypolab.trainer.reporter")
 #: the prefix of a metric log line (the coordinator reads these from workload logs)
 METRIC_LINE = "HYPOLAB_METRIC "
 
-#: the trainers' names -> DESIGN.md's names (legacy GRPOTrainer, current RLTrainer, transformers)
+#: the trainers' names (legacy GRPOTrainer, current RLTrainer, transformers) -> hypolab's (docs/architecture.md)
 RENAMES: dict[str, str] = {
     "train/reward": "reward",
     "reward/std": "reward_std",
@@ -53,7 +53,7 @@ NAME_OK = re.compile(r"^[A-Za-z0-9_.:/-]{1,200}$")
 
 
 def normalise(metrics: dict[str, Any]) -> dict[str, float]:
-    """Finite numbers under DESIGN.md's names; `train/` prefixes and odd names removed."""
+    """Finite numbers under hypolab's metric names; `train/` prefixes and odd names removed."""
     out: dict[str, float] = {}
     for name, value in metrics.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)):
