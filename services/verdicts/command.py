@@ -77,6 +77,8 @@ def verdict_from_files(metrics: Path, metric: str = "reward", control: Path | No
         raise VerdictInputError(f"{metrics}: {exc}") from None
     if control is not None and decision.steps == 0:
         raise VerdictInputError(f"{metrics}: no step in common with {control}; expected runs logged at the same steps")
+    if groups is not None and reward_range is None:
+        warnings.append("--groups is used by the exact method only: give --reward-range LO HI too")
     if from_file:
         warnings.append(f"horizon: the file's last step ({horizon}); pass --horizon N if the run continues")
     return VerdictReport(decision=decision, metric=runs[0].metric, files=[s.path for s in runs],

@@ -145,6 +145,7 @@ def test_cli_decides_with_horizon_range_and_control(tmp_path):
     assert "horizon: the file's last step (150)" in result.output
     result = run("--metrics", a, "--control", b, "--horizon", 150)
     assert result.exit_code == 0 and result.stdout.startswith("reward: improves at step")
+    assert "--groups is used by the exact method only" in run("--metrics", a, "--groups", 8).output
     result = run("--metrics", a, "--reward-range", 0, 1, "--groups", 8)
     assert result.exit_code == 0 and "outside the reward range [0, 1]" in result.output
     assert "range widened to [-3.2, 3.4]" in result.output
