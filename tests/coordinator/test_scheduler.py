@@ -73,8 +73,8 @@ def tick_until(lab, predicate, timeout=30.0):
 
 def test_a_crash_is_retried_once_and_every_transition_is_an_event(make_lab):
     lab = make_lab(CRASH)
-    assert lab.requests.submit(["H09"], "key")["created"]
-    assert lab.requests.submit(["H09"], "key") == {"run_id": 1, "hypotheses": ["H09"], "created": False}
+    assert lab.requests.submit(["H09"], "key").created
+    assert lab.requests.submit(["H09"], "key").model_dump() == {"run_id": 1, "hypotheses": ["H09"], "created": False}
     tick_until(lab, lambda: (e := lab.store.experiment("H09.run")) is not None and e.attempts == 2
                and e.status == ExperimentStatus.failed)
     exp = lab.store.experiment("H09.run")

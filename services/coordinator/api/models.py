@@ -15,12 +15,6 @@ class RunRequest(BaseModel):
     request_key: str | None = Field(None, max_length=200, description="same key, same run: safe to retry")
 
 
-class RunReceipt(BaseModel):
-    run_id: int
-    hypotheses: list[str]
-    created: bool
-
-
 class IngestReceipt(BaseModel):
     experiment_id: str
     events: int

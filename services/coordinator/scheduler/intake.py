@@ -11,10 +11,20 @@ import threading
 import time
 from typing import Any
 
+from pydantic import BaseModel
+
 from ...contracts import DECIDED, FINISHED, RETRYABLE, ExperimentStatus, HypothesisStatus, MetricEvent
 from ..planner import run_order
 from ..store import ExperimentRow
 from .workspace import LabError, Workspace, tail
+
+
+class RunReceipt(BaseModel):
+    """What `POST /api/runs` answers: the run, the hypotheses it queued, whether it is new."""
+
+    run_id: int
+    hypotheses: list[str]
+    created: bool
 
 
 class Intake:
@@ -27,14 +37,14 @@ class Intake:
             raise LabError(404, f"unknown experiment {eid!r}")
         return exp
 
-    def submit(self, requested: list[str], request_key: str | None) -> dict[str, Any]:
+    def submit(self, requested: list[str], request_key: str | None) -> RunReceipt:
         """Queue hypotheses (and what they come after). Idempotent per request key."""
         store = self.ws.store
         with self.lock:
             if request_key:
                 existing = store.find_run(request_key)
                 if existing:
-                    return {"run_id": existing.id, "hypotheses": existing.hypotheses, "created": False}
+                    return RunReceipt(run_id=existing.id, hypotheses=existing.hypotheses, created=False)
             try:
                 order = run_order(requested, self.ws.hypotheses)
             except KeyError as exc:
@@ -49,7 +59,7 @@ class Intake:
                 for hid in order:
                     if store.hypothesis(hid).status == HypothesisStatus.untested:
                         store.set_hypothesis(hid, HypothesisStatus.untested, queued=True)
-            return {"run_id": run_id, "hypotheses": order, "created": True}
+            return RunReceipt(run_id=run_id, hypotheses=order, created=True)
 
     def cancel(self, eid: str) -> ExperimentRow:
         """Mark it cancelled now; its workload is stopped (SIGTERM, then kill) outside the lock."""

@@ -7,7 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Header
 
 from ..deps import LabDep, Writer
-from ..models import RunReceipt, RunRequest
+from ...scheduler.intake import RunReceipt
+from ..models import RunRequest
 
 router = APIRouter(tags=["runs"])
 
@@ -16,4 +17,4 @@ router = APIRouter(tags=["runs"])
 def submit_run(body: RunRequest, lab: LabDep,
                idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> RunReceipt:
     """Queue hypotheses (and those they come after). Same `request_key`, same run."""
-    return RunReceipt(**lab.requests.submit(body.hypotheses, body.request_key or idempotency_key))
+    return lab.requests.submit(body.hypotheses, body.request_key or idempotency_key)
