@@ -45,5 +45,6 @@ def adapter_for(stack: str) -> ModuleType:
         raise StackMismatch(
             f"stack {stack!r} needs verifiers=={wanted}, this environment has "
             f"{'no verifiers' if have is None else 'verifiers==' + have}: run the {stack} trainer image "
-            f"(STACK={stack} make images) or a venv with docker/stacks/cpu/{stack}.txt")
+            f"(STACK={stack} make images), or on CPU {'.venv' if stack == 'legacy' else '.venv-current'}/bin/hypolab "
+            "(`make install` builds it)")
     return import_module(module)
