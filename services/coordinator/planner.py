@@ -43,11 +43,6 @@ class PlannedExperiment(StrictModel):
     def controlled(self) -> bool:
         return not self.undeclared
 
-    @property
-    def horizon(self) -> int | None:
-        """The planned number of optimizer steps (None when only epochs bound the run)."""
-        return self.spec.training.max_steps
-
 
 def _declared(vary: dict) -> set[str]:
     return set(flatten(vary)) if vary else set()
