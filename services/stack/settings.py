@@ -15,6 +15,7 @@ from typing import Mapping
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..contracts import STACKS
+from ..endpoints import COORDINATOR_PORT as DEFAULT_COORDINATOR_PORT
 
 from ..paths import ROOT
 
@@ -78,7 +79,7 @@ class StackSettings(BaseModel):
     TRAINER_GPU_2: int = Field(2, ge=0)
     TRAINER_GPU_3: int = Field(3, ge=0)
     VLLM_PORT: int = Field(8000, ge=1, le=65535)
-    COORDINATOR_PORT: int = Field(8080, ge=1, le=65535)
+    COORDINATOR_PORT: int = Field(DEFAULT_COORDINATOR_PORT, ge=1, le=65535)
     VLLM_GPU_MEMORY_UTILIZATION: float = Field(0.6, gt=0, le=1)
     VLLM_MAX_MODEL_LEN: int = Field(8192, gt=0)
     VLLM_TOOL_CALL_PARSER: str = "hermes"
