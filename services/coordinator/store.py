@@ -20,7 +20,7 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator, TypedDict
+from typing import Any, Iterable, Iterator, Literal, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -109,7 +109,7 @@ class ExperimentFields(_Row):
     id: str
     hypothesis_id: str
     seq: int
-    kind: str
+    kind: Literal["train", "audit"]
     status: ExperimentStatus
     config: dict[str, Any] = Field(description="the resolved ExperimentSpec")
     control_id: str | None = None
