@@ -1,9 +1,12 @@
 """`hypolab audit`: rollouts from a file, a live vLLM or the scripted policy -> AuditReport.
 
 Rollouts are produced by the environment's own rollout code (scripted / live) or read
-from JSONL; the stack's own processing builds the training sequences; attention facts
-come from the trainer's masks: `--trainer-masks FILE` (a rehearsal's audit_hook.json),
-or, with `--scripted`, from a one-step CPU rehearsal of the real trainer run here.
+from a rollouts file as `vf-eval` wrote it (audit/rollouts.py); the stack's own
+processing builds the training sequences; attention facts come from the trainer's
+masks: `--trainer-masks FILE` (a rehearsal's audit_hook.json); with `--scripted`, a
+one-step CPU rehearsal of the real trainer run here; for a rollouts file, a bounded
+replay of its own rollouts through the stack's trainer (trainer/replay.py), which
+`--no-replay` skips (the report then says attention was not observed).
 """
 
 from __future__ import annotations
@@ -13,15 +16,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .contracts import AuditReport
+from .contracts import AuditReport, Replay
 from .audit.findings import TrainerMasks, audit_samples
 from .audit.processing import build_samples, reference_ids
-from .audit.rollouts import Rollout, Skipped, read_rollouts
+from .audit.rollouts import Grouping, Rollout, Skipped, read_file
+from .trainer.adapters import STACK_VERIFIERS, installed_verifiers
+
+#: rollouts of a file replayed through the trainer by default (pairs of one group)
+REPLAY_ROLLOUTS = 4
 
 
 @dataclass
 class AuditOptions:
-    env: str
+    env: str | None = None  # with a rollouts file: its metadata's env when not given
     stack: str = "legacy"
     rollouts_file: Path | None = None
     base_url: str | None = None
@@ -38,6 +45,21 @@ class AuditOptions:
     rehearse: bool = True  # with --scripted and no --trainer-masks: run one rehearsal step
     env_args: dict[str, Any] | None = None  # passed to vf.load_environment (e.g. dataset_path)
     work_dir: Path = Path("outputs/audit")
+    replay: bool = True  # a rollouts file: observe attention by replaying a sample through the trainer
+    replay_rollouts: int = REPLAY_ROLLOUTS
+
+
+def stack_problem(stack: str) -> str | None:
+    """Why this interpreter cannot audit `stack` (its verifiers is not the one installed), or None."""
+    if stack not in STACK_VERIFIERS:
+        return f"unknown stack {stack!r} (legacy or current)"
+    wanted = STACK_VERIFIERS[stack][0]
+    have = installed_verifiers()
+    if have == wanted:
+        return None
+    venv = ".venv-current" if stack == "current" else ".venv"
+    return (f"the {stack} stack needs verifiers=={wanted}, this interpreter has "
+            f"{'no verifiers' if have is None else 'verifiers==' + have}: run `make install` and use {venv}/bin/hypolab")
 
 
 def generate_rollouts(opts: AuditOptions, tokenizer: Any) -> list[Rollout]:
@@ -120,19 +142,10 @@ def rehearsal_masks(opts: AuditOptions) -> TrainerMasks | None:
     return TrainerMasks.from_json(json.loads(path.read_text())) if path.exists() else None
 
 
-def run_audit(opts: AuditOptions) -> AuditReport:
-    from .audit.tokenizer import load_tokenizer
-
-    tokenizer = load_tokenizer(opts.tokenizer)
-    skipped: list[Skipped] = []
-    if opts.rollouts_file is not None:
-        rollouts, skipped = read_rollouts(opts.rollouts_file)
-        source = f"file {opts.rollouts_file}"
-    else:
-        rollouts = generate_rollouts(opts, tokenizer)
-        source = "scripted policy" if opts.scripted else f"live {opts.base_url}"
+def _build(opts: AuditOptions, rollouts: list[Rollout], tokenizer: Any, skipped: list[Skipped]) -> tuple[list[Rollout], list[Any]]:
+    """The stack's training samples; a rollout the stack refuses, or too long for the model, is skipped."""
     kept, samples = [], []
-    for r in rollouts:  # a conversation longer than the model's context is reported and skipped
+    for r in rollouts:
         try:
             built = build_samples(opts.stack, [r], tokenizer, opts.max_seq_len, opts.mask_env_responses)
         except Exception as exc:  # the stack's own processing refused it (e.g. a prefix mismatch)
@@ -146,11 +159,105 @@ def run_audit(opts: AuditOptions) -> AuditReport:
             s.rollout = len(kept)
         kept.append(r)
         samples.extend(built)
-    masks = None
+    return kept, samples
+
+
+def replay_masks(opts: AuditOptions, rollouts: list[Rollout]) -> tuple[TrainerMasks | None, Replay]:
+    """Attention for a rollouts file: a bounded replay through the stack's trainer (or why there is none)."""
+    if not opts.replay:
+        return None, Replay(observed=False, note="skipped with --no-replay")
+    from .trainer.replay import replay
+
+    try:
+        result = replay(opts.stack, rollouts, opts.work_dir, limit=opts.replay_rollouts,
+                        max_seq_len=opts.max_seq_len, mask_env_responses=opts.mask_env_responses)
+    except Exception as exc:  # the audit's other findings stand; say why attention is missing
+        return None, Replay(observed=False, note=f"the replay failed: {type(exc).__name__}: {exc}"[:300])
+    return result.masks, Replay(observed=True, trainer=result.trainer, rollouts=len(result.rollouts),
+                                lines=[rollouts[i].line or 0 for i in result.rollouts], sequences=result.sequences,
+                                seconds=result.seconds, cpus=result.cpus)
+
+
+def run_audit(opts: AuditOptions) -> AuditReport:
+    from .audit.tokenizer import load_tokenizer
+
+    tokenizer = load_tokenizer(opts.tokenizer)
+    skipped: list[Skipped] = []
+    grouping: Grouping | None = None
+    lines = 0
+    env = opts.env or "unknown"
+    if opts.rollouts_file is not None:
+        read = read_file(opts.rollouts_file)  # NoAuditableLines: nothing in it can be audited
+        rollouts, skipped, grouping, lines = read.rollouts, list(read.skipped), read.grouping, read.lines
+        # --env, else metadata.json's env, else vf-eval's `<env>--<model>` naming
+        env = opts.env or read.env or (read.path.name.split("--")[0] if "--" in read.path.name else "unknown")
+        source = f"file {read.path}" + (f" (metadata: {read.metadata_path.name})" if read.metadata_path else "")
+    else:
+        rollouts = generate_rollouts(opts, tokenizer)
+        source = "scripted policy" if opts.scripted else f"live {opts.base_url}"
+    kept, samples = _build(opts, rollouts, tokenizer, skipped)
+    masks, replay_info = None, None
     if opts.trainer_masks is not None:
         masks = TrainerMasks.from_json(json.loads(Path(opts.trainer_masks).read_text()))
     elif opts.scripted and opts.rehearse:
         masks = rehearsal_masks(opts)
-    return audit_samples(env=opts.env, stack=opts.stack, rollouts=kept, samples=samples, tokenizer=tokenizer,
+    elif opts.rollouts_file is not None and kept:
+        masks, replay_info = replay_masks(opts, kept)
+    return audit_samples(env=env, stack=opts.stack, rollouts=kept, samples=samples, tokenizer=tokenizer,
                          max_seq_len=opts.max_seq_len, max_model_len=opts.max_model_len, masks=masks,
-                         skipped=skipped, rehearsal=opts.scripted, source=source)
+                         skipped=skipped, rehearsal=opts.scripted, source=source, grouping=grouping,
+                         lines=lines, replay=replay_info)
+
+
+class AuditInputError(ValueError):
+    """Input `hypolab audit` cannot use: one line for the user (exit 2)."""
+
+
+def audit_all(envs: list[str], opts: AuditOptions) -> list[AuditReport]:
+    """The CLI's work: check the stack and the sources before reading anything, then one report per env."""
+    from dataclasses import replace
+
+    from .audit.rollouts import NoAuditableLines
+    from .audit.tokenizer import TokenizerError
+
+    problem = stack_problem(opts.stack)
+    if problem:
+        raise AuditInputError(problem)
+    sources = sum([opts.rollouts_file is not None, opts.base_url is not None, opts.scripted])
+    if sources > 1:
+        raise AuditInputError("choose one source: --rollouts, --base-url or --scripted")
+    if sources == 0:
+        opts = replace(opts, scripted=True)
+    if opts.rollouts_file is not None and not opts.rollouts_file.exists():
+        raise AuditInputError(f"--rollouts {opts.rollouts_file} does not exist")
+    if not envs and opts.rollouts_file is None:
+        raise AuditInputError("name an environment with --env, or several with --compare")
+    try:
+        return [run_audit(replace(opts, env=name)) for name in (envs or [opts.env])]
+    except (TokenizerError, NoAuditableLines, FileNotFoundError) as exc:
+        raise AuditInputError(str(exc)) from None
+
+
+def show_reports(reports: list[AuditReport], json_out: Path | None, html_out: Path | None) -> None:
+    """Print the reports (findings with their units, skipped lines) and write --json / --html."""
+    from rich.console import Console
+
+    from .audit.compare_page import compare_table, html_page, print_report
+
+    console = Console()
+    if len(reports) > 1:
+        console.print(compare_table(reports))
+    else:
+        print_report(reports[0], console)
+    for r in reports:
+        for s in r.skipped:
+            console.print(f"skipped line {s.line}: {s.problem}", highlight=False)
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        data = [r.model_dump(mode="json") for r in reports]
+        json_out.write_text(json.dumps(data if len(reports) > 1 else data[0], indent=1))
+        console.print(f"report: {json_out}")
+    if html_out:
+        html_out.parent.mkdir(parents=True, exist_ok=True)
+        html_out.write_text(html_page(reports))
+        console.print(f"html: {html_out}")

@@ -252,9 +252,9 @@ def train(
 
 @app.command()
 def audit(
-    env: Optional[str] = typer.Option(None, "--env", help="gsm8k, math-python or musique"),
+    env: Optional[str] = typer.Option(None, "--env", help="default: the rollouts file's metadata env"),
     stack: str = typer.Option("legacy", "--stack", help="whose processing builds the training sequences"),
-    rollouts: Optional[Path] = typer.Option(None, "--rollouts", help="JSONL: prompt, completion, reward, group, tools"),
+    rollouts: Optional[Path] = typer.Option(None, "--rollouts", help="vf-eval results.jsonl or its run directory"),
     base_url: Optional[str] = typer.Option(None, "--base-url", help="a live vLLM's OpenAI URL (http://host:8000/v1)"),
     model: Optional[str] = typer.Option(None, "--model", help="model name served at --base-url"),
     scripted: bool = typer.Option(False, "--scripted", help="the scripted policy + a one-step CPU rehearsal for attention"),
@@ -265,63 +265,32 @@ def audit(
     max_seq_len: int = typer.Option(4096, "--max-seq-len", min=1),
     max_model_len: int = typer.Option(8192, "--max-model-len", min=1),
     num_examples: int = typer.Option(4, "--num-examples", min=1),
+    no_replay: bool = typer.Option(False, "--no-replay", help="rollouts file: skip the trainer replay (no attention)"),
+    replay_rollouts: int = typer.Option(4, "--replay-rollouts", min=2, help="rollouts file: how many to replay"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="write the AuditReport (a list with --compare)"),
     html_out: Optional[Path] = typer.Option(None, "--html", help="write one HTML page"),
     extra_envs: list[str] = typer.Argument(None, help="with --compare: more environments"),
 ) -> None:
     """Audit the training sequences a stack builds (masking, headers, truncation, reward spread)."""
-    from rich.console import Console
+    from .audits import AuditInputError, AuditOptions, audit_all, show_reports
 
-    from .audit.compare_page import compare_table, html_page, print_report
-    from .audits import AuditOptions, run_audit
-    from .audit.tokenizer import TokenizerError
-
-    envs = list(compare or []) + list(extra_envs or [])
-    if not envs and env:
-        envs = [env]
-    if not envs:
-        raise typer.BadParameter("name an environment with --env, or several with --compare", param_hint="--env")
-    sources = sum([rollouts is not None, base_url is not None, scripted])
-    if sources > 1:
-        raise typer.BadParameter("choose one source: --rollouts, --base-url or --scripted")
-    if sources == 0:
-        scripted = True
-    if rollouts is not None and not rollouts.is_file():
-        raise typer.BadParameter(f"{rollouts} does not exist", param_hint="--rollouts")
+    envs = list(compare or []) + list(extra_envs or []) or ([env] if env else [])
     try:
         extra_args = json.loads(env_args) if env_args else None
+        opts = AuditOptions(env=env, stack=stack, rollouts_file=rollouts, base_url=base_url, model=model,
+                            scripted=scripted, tokenizer=tokenizer, trainer_masks=trainer_masks, env_args=extra_args,
+                            # the audit's rehearsal / replay step lives next to its report (one per experiment)
+                            work_dir=json_out.parent if json_out else Path("outputs/audit"),
+                            max_seq_len=max_seq_len, max_model_len=max_model_len, num_examples=num_examples,
+                            replay=not no_replay, replay_rollouts=replay_rollouts)
+        reports = audit_all(envs, opts)
     except json.JSONDecodeError as exc:
-        raise typer.BadParameter(f"not JSON: {exc.msg}", param_hint="--env-args") from None
-    reports = []
-    try:
-        for name in envs:
-            opts = AuditOptions(env=name, stack=stack, rollouts_file=rollouts, base_url=base_url, model=model,
-                                scripted=scripted, tokenizer=tokenizer, trainer_masks=trainer_masks, env_args=extra_args,
-                                # the scripted audit's rehearsal step lives next to its report (one per experiment)
-                                work_dir=json_out.parent if json_out else Path("outputs/audit"),
-                                max_seq_len=max_seq_len, max_model_len=max_model_len, num_examples=num_examples)
-            reports.append(run_audit(opts))
-    except TokenizerError as exc:
+        typer.echo(f"hypolab audit: --env-args is not JSON: {exc.msg}", err=True)
+        raise typer.Exit(2) from None
+    except AuditInputError as exc:
         typer.echo(f"hypolab audit: {exc}", err=True)
         raise typer.Exit(2) from None
-    console = Console()
-    if len(reports) > 1:
-        console.print(compare_table(reports))
-    else:
-        print_report(reports[0], console)
-    for r in reports:
-        skipped = r.model_dump().get("skipped") or []
-        for s in skipped:
-            console.print(f"skipped line {s['line']}: {s['problem']}")
-    if json_out:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        data = [r.model_dump(mode="json") for r in reports]
-        json_out.write_text(json.dumps(data if len(reports) > 1 else data[0], indent=1))
-        console.print(f"report: {json_out}")
-    if html_out:
-        html_out.parent.mkdir(parents=True, exist_ok=True)
-        html_out.write_text(html_page(reports))
-        console.print(f"html: {html_out}")
+    show_reports(reports, json_out, html_out)
 
 
 @app.command()

@@ -345,28 +345,99 @@ class TrainerConfigReport(BaseModel):
 # --- Audits (filled by `hypolab audit`; the dashboard and the verdict rules read these) ---
 
 
-class Finding(BaseModel):
-    """One diagnosed condition, e.g. CONTEXT_HIDDEN_FROM_ATTENTION, with an example."""
+class Finding(StrictModel):
+    """One diagnosed condition, e.g. CONTEXT_HIDDEN_FROM_ATTENTION, with an example.
 
-    model_config = ConfigDict(extra="allow")
+    Codes, severities, units and messages come from one catalogue (hypolab.audit.catalogue;
+    docs/audit.md). `count` is in `unit` (None: a report from before units were recorded)."""
 
     code: str
     severity: Literal["info", "warning", "error"] = "warning"
     count: int = 1
+    unit: Literal["rollouts", "turns", "tokens"] | None = None
     message: str = ""
     example: Any = None
 
 
-class AuditReport(BaseModel):
-    """What an audit reports about training sequences (the diagnostics issue fills in the rest).
+class GroupStats(StrictModel):
+    """Reward spread per group (the rollouts of one example), and how the groups were formed."""
+
+    count: int = 0
+    zero_variance_share: float = 0.0
+    reward_std: dict[str, float] = Field(default_factory=dict)
+    by: str = ""  # example_id | id | group | prompt
+    note: str = ""
+
+
+class TokenChange(StrictModel):
+    op: str
+    training_position: int
+    template_position: int
+    training: str
+    template: str
+
+
+class TemplateDiff(StrictModel):
+    """The first difference of a training sequence from the chat template's rendering."""
+
+    rollouts_differing: int
+    rollout: int
+    first_position: int
+    training: str
+    template: str
+    training_length: int
+    template_length: int
+    changes: list[TokenChange] = Field(default_factory=list)
+
+
+class Attention(StrictModel):
+    """What the loss tokens could attend to, per role, in the sequences a trainer fed its model."""
+
+    sequences: int = 0
+    loss_tokens: int = 0
+    hidden_loss_tokens: int = 0
+    hidden_sequences: int = 0
+    visible_share: dict[str, float | None] = Field(default_factory=dict)
+    mean_visible: dict[str, float] = Field(default_factory=dict)
+    mean_present: dict[str, float] = Field(default_factory=dict)
+
+
+class Replay(StrictModel):
+    """How attention was observed for a rollouts file: a bounded replay through the stack's trainer."""
+
+    observed: bool
+    note: str = ""
+    trainer: str = ""
+    rollouts: int = 0
+    lines: list[int] = Field(default_factory=list)
+    sequences: int = 0
+    seconds: float = 0.0
+    cpus: int = 0
+
+
+class SkippedLine(StrictModel):
+    line: int
+    problem: str
+
+
+class ExampleToken(StrictModel):
+    text: str
+    role: str
+    trained: bool
+    attended: bool | None = None
+
+
+class ExampleRollout(StrictModel):
+    tokens: list[ExampleToken] = Field(default_factory=list)
+
+
+class AuditReport(StrictModel):
+    """What an audit reports about training sequences.
 
     The coordinator stores reports as given; rules read `findings`, the dashboard shows
     `tokens_by_role`, `trained_tokens_by_role`, `turns`/`tool_calls` ({min, mean, max}),
-    `context_length` ({p50, p95, max}), `truncated_share` and `example_rollout.tokens`
-    ([{text, role, trained, attended}]) when present.
+    `context_length` ({p50, p90, p95, max}), `truncated_share` and `example_rollout.tokens`.
     """
-
-    model_config = ConfigDict(extra="allow")
 
     env: str
     stack: str
@@ -375,3 +446,21 @@ class AuditReport(BaseModel):
     findings: list[Finding] = Field(default_factory=list)
     tokens_by_role: dict[str, int] = Field(default_factory=dict)
     trained_tokens_by_role: dict[str, int] = Field(default_factory=dict)
+    trained_share_by_role: dict[str, float] = Field(default_factory=dict)
+    turns: dict[str, int | float] = Field(default_factory=dict)
+    tool_calls: dict[str, int | float] = Field(default_factory=dict)
+    context_length: dict[str, int | float] = Field(default_factory=dict)
+    max_seq_len: int | None = None
+    max_model_len: int | None = None
+    truncated_share: float | None = None
+    near_limit_share: float | None = None
+    groups: GroupStats | None = None
+    reward_columns: dict[str, float] = Field(default_factory=dict, description="mean of each per-function column")
+    template_diff: TemplateDiff | None = None
+    attention: Attention | None = None
+    replay: Replay | None = None
+    samples: int = 0
+    lines: int = 0
+    skipped: list[SkippedLine] = Field(default_factory=list)
+    source: str = ""
+    example_rollout: ExampleRollout | None = None

@@ -11,7 +11,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from ..contracts import AuditReport
+from ..contracts import AuditReport, Finding
+from .sequences import ROLES
 
 
 def _pct(x: Any) -> str:
@@ -32,7 +33,7 @@ def compare_table(reports: list[AuditReport]) -> Table:
     row("rollouts", lambda x: x["rollouts"])
     row("turns min/mean/max", lambda x: "/".join(str(x.get("turns", {}).get(k, "")) for k in ("min", "mean", "max")))
     row("tool calls min/mean/max", lambda x: "/".join(str(x.get("tool_calls", {}).get(k, "")) for k in ("min", "mean", "max")))
-    for role in ("system", "user", "assistant", "tool"):
+    for role in ROLES:
         row(f"tokens: {role}", lambda x, role=role: x["tokens_by_role"].get(role, 0))
     for role in ("assistant", "tool"):
         row(f"trained share: {role}", lambda x, role=role: _pct(x.get("trained_share_by_role", {}).get(role)))
@@ -45,11 +46,33 @@ def compare_table(reports: list[AuditReport]) -> Table:
     return table
 
 
+def counted(f: Finding) -> str:
+    """'error, 12 turns': the severity and the count in its unit, as every view prints them."""
+    return f"{f.severity}, {f.count}" + (f" {f.unit}" if f.unit else "")
+
+
+def attention_line(report: AuditReport) -> str:
+    """Where the report's attention facts come from (or that there are none)."""
+    replay = report.replay
+    if replay is not None and not replay.observed:
+        return f"attention: not observed ({replay.note})"
+    if replay is not None:
+        return (f"attention: observed by replaying {replay.rollouts} rollouts (lines "
+                f"{', '.join(map(str, replay.lines))}; {replay.sequences} sequences) through {replay.trainer}: "
+                f"{replay.seconds:.1f} s on {replay.cpus} CPU cores")
+    if report.attention is not None:
+        return f"attention: observed in {report.attention.sequences} sequences the trainer fed its model"
+    return "attention: not observed (no trainer masks for this source)"
+
+
 def print_report(report: AuditReport, console: Console | None = None) -> None:
     console = console or Console()
     console.print(compare_table([report]))
+    if report.groups is not None and report.groups.note:
+        console.print(f"groups: {report.groups.count}, by {report.groups.by}: {report.groups.note}", highlight=False)
+    console.print(attention_line(report), highlight=False)
     for f in report.findings:
-        console.print(f"[bold]{f.code}[/bold] ({f.severity}, {f.count}): {f.message}")
+        console.print(f"[bold]{f.code}[/bold] ({counted(f)}): {f.message}", highlight=False)
 
 
 def html_page(reports: list[AuditReport]) -> str:
@@ -66,9 +89,10 @@ def html_page(reports: list[AuditReport]) -> str:
              "<h1>hypolab audit</h1>", table_html]
     for r in reports:
         parts.append(f"<h2>{escape(r.env)} on the {escape(r.stack)} stack"
-                     f"{' (rehearsal: scripted policy)' if r.rehearsal else ''}</h2><table><tr><th>code</th><th>severity</th><th>count</th><th>message</th></tr>")
+                     f"{' (rehearsal: scripted policy)' if r.rehearsal else ''}</h2><p>{escape(attention_line(r))}</p>"
+                     "<table><tr><th>code</th><th>severity</th><th>count</th><th>message</th></tr>")
         for f in r.findings:
-            parts.append(f"<tr><td>{escape(f.code)}</td><td>{f.severity}</td><td>{f.count}</td><td>{escape(f.message)}</td></tr>")
+            parts.append(f"<tr><td>{escape(f.code)}</td><td>{f.severity}</td><td>{f.count} {escape(f.unit or '')}</td><td>{escape(f.message)}</td></tr>")
         parts.append("</table>")
         diff = r.model_dump().get("template_diff")
         if diff:

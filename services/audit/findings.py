@@ -5,7 +5,8 @@
 AuditReport: tokens and trained tokens by role, turns and tool calls, context lengths
 against `max_seq_len` / `max_model_len`, reward spread per group, the first difference
 from the chat template's rendering, and findings, each present exactly when its
-condition holds (`FINDING_CODES`).
+condition holds. Codes, severities, units and messages come from the catalogue
+(catalogue.py), shared with the in-training hook.
 
 Attention is never guessed from the stack's version: `CONTEXT_HIDDEN_FROM_ATTENTION`
 and the `attended` flags come from `TrainerMasks`, recorded by the in-training audit
@@ -19,15 +20,13 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..contracts import AuditReport, Finding
+from ..contracts import AuditReport, Finding, Replay
+from .catalogue import FINDING_CODES, finding, pct
 from .processing import Sample, fast, reference_ids
-from .rollouts import Rollout, Skipped
+from .rollouts import Grouping, Rollout, Skipped
 from .sequences import ROLES, ChatIds, first_difference, label_roles
 
-FINDING_CODES = (
-    "TOOL_TOKENS_TRAINED", "ASSISTANT_TOKENS_UNTRAINED", "MISSING_ASSISTANT_HEADER", "DROPPED_NEWLINE",
-    "TOOLS_BLOCK_MISSING", "CONTEXT_HIDDEN_FROM_ATTENTION", "TRUNCATED", "NEAR_LIMIT", "ZERO_VARIANCE_GROUPS",
-)
+__all__ = ["FINDING_CODES", "MaskedSequence", "TrainerMasks", "attention_figures", "audit_samples", "token_changes"]
 NEAR = 10  # tokens: "within 10 tokens of a limit"
 
 
@@ -80,7 +79,7 @@ def attention_figures(masks: TrainerMasks, chat: ChatIds) -> dict[str, Any]:
     visible = defaultdict(int)
     present = defaultdict(int)
     hidden_sequences = 0
-    loss_tokens = 0
+    loss_tokens = hidden_tokens = 0
     for seq in masks.sequences:
         n = min(len(seq.input_ids), len(seq.attention_mask), len(seq.loss_mask))
         roles = label_roles(seq.input_ids[:n], chat).roles
@@ -90,21 +89,45 @@ def attention_figures(masks: TrainerMasks, chat: ChatIds) -> dict[str, Any]:
         for t in range(n):
             if seq.loss_mask[t] and t > 0:
                 loss_tokens += 1
+                hidden_token = False
                 for role in ROLES:
                     present[role] += seen_all[role]
                     visible[role] += seen_visible[role]
                     if seen_visible[role] < seen_all[role] and role != "assistant":
-                        hidden_here = True
+                        hidden_token = True
+                hidden_tokens += hidden_token
+                hidden_here = hidden_here or hidden_token
             if seq.input_ids[t] != -1:
                 seen_all[roles[t]] += 1
                 if seq.attention_mask[t]:
                     seen_visible[roles[t]] += 1
         hidden_sequences += hidden_here
     share = {role: (round(visible[role] / present[role], 4) if present[role] else None) for role in ROLES}
-    return {"sequences": len(masks.sequences), "loss_tokens": loss_tokens, "visible_share": share,
+    return {"sequences": len(masks.sequences), "loss_tokens": loss_tokens, "hidden_loss_tokens": hidden_tokens,
+            "visible_share": share,
             "mean_visible": {r: round(visible[r] / loss_tokens, 2) if loss_tokens else 0 for r in ROLES},
             "mean_present": {r: round(present[r] / loss_tokens, 2) if loss_tokens else 0 for r in ROLES},
             "hidden_sequences": hidden_sequences}
+
+
+def _fed(sample: Sample, masks: TrainerMasks | None) -> MaskedSequence | None:
+    """The sequence the trainer fed its model for this sample (the same ids), if it was observed."""
+    ids = sample.ids
+    for seq in (masks.sequences if masks is not None else []):
+        if seq.input_ids[: len(ids)] == ids:
+            return seq
+    return None
+
+
+def attention_finding(fig: dict[str, Any]) -> Finding | None:
+    """CONTEXT_HIDDEN_FROM_ATTENTION from observed masks (both producers call this)."""
+    if not fig["hidden_loss_tokens"]:
+        return None
+    share = fig["visible_share"]
+    return finding("CONTEXT_HIDDEN_FROM_ATTENTION", fig["hidden_loss_tokens"],
+                   {"visible_share": share, "mean_visible": fig["mean_visible"], "mean_present": fig["mean_present"]},
+                   total=fig["loss_tokens"], system=pct(share["system"]), user=pct(share["user"]),
+                   tool=pct(share["tool"]), sequences=fig["hidden_sequences"], of_sequences=fig["sequences"])
 
 
 def _example_tokens(sample: Sample, tokenizer: Any, chat: ChatIds, masks: TrainerMasks | None,
@@ -112,34 +135,42 @@ def _example_tokens(sample: Sample, tokenizer: Any, chat: ChatIds, masks: Traine
     ids = sample.ids
     roles = label_roles(ids, chat).roles
     loss = [0] * len(sample.prompt_ids) + list(sample.loss_mask)
-    attended: list[bool | None] = [None] * len(ids)
-    if masks is not None:
-        for seq in masks.sequences:  # the same ids, as the trainer fed them
-            if seq.input_ids[: len(ids)] == ids:
-                attended = [bool(a) for a in seq.attention_mask[: len(ids)]]
-                break
+    fed = _fed(sample, masks)
+    attended: list[bool | None] = [bool(a) for a in fed.attention_mask[: len(ids)]] if fed else [None] * len(ids)
     return [{"text": tokenizer.decode([i]), "role": roles[k], "trained": bool(loss[k]), "attended": attended[k]}
             for k, i in enumerate(ids[:limit])]
 
 
-def audit_samples(
-    *, env: str, stack: str, rollouts: list[Rollout], samples: list[Sample], tokenizer: Any,
-    max_seq_len: int, max_model_len: int, masks: TrainerMasks | None = None,
-    skipped: list[Skipped] | None = None, rehearsal: bool = False, source: str = "",
-) -> AuditReport:
-    tokenizer = fast(tokenizer)  # exact; each conversation block is encoded once
-    chat = ChatIds.of(tokenizer)
-    tokens_by_role: dict[str, int] = {r: 0 for r in ROLES}
-    trained_by_role: dict[str, int] = {r: 0 for r in ROLES}
-    counts: dict[str, int] = defaultdict(int)
-    examples: dict[str, Any] = {}
+@dataclass
+class _Tally:
+    """What the sequences of the audited rollouts contain, counted once."""
+
+    tokens_by_role: dict[str, int] = field(default_factory=lambda: {r: 0 for r in ROLES})
+    trained_by_role: dict[str, int] = field(default_factory=lambda: {r: 0 for r in ROLES})
+    counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    examples: dict[str, Any] = field(default_factory=dict)
+    context_lengths: list[int] = field(default_factory=list)
+    diffs: list[tuple[int, int, list[int], list[int]]] = field(default_factory=list)
+
+
+def _limits(t: _Tally, index: int, rollout: Rollout, own: list[Sample], length: int, max_seq_len: int,
+            max_model_len: int) -> None:
+    where = {"rollout": index, "line": rollout.line}
+    hit_length = "length" in rollout.finish_reasons
+    if any(s.truncated for s in own) or length > max_seq_len or hit_length:
+        t.counts["TRUNCATED"] += 1
+        t.examples.setdefault("TRUNCATED", {**where, "context_length": length, "turn_hit_max_tokens": hit_length})
+    elif length >= min(max_seq_len, max_model_len) - NEAR:
+        t.counts["NEAR_LIMIT"] += 1
+        t.examples.setdefault("NEAR_LIMIT", {**where, "context_length": length})
+
+
+def _tally(rollouts: list[Rollout], samples: list[Sample], tokenizer: Any, chat: ChatIds,
+           max_seq_len: int, max_model_len: int) -> _Tally:
+    t = _Tally()
     by_rollout: dict[int, list[Sample]] = defaultdict(list)
     for s in samples:
         by_rollout[s.rollout].append(s)
-
-    context_lengths: list[int] = []
-    truncated = near = 0
-    diffs = []
     for index, rollout in enumerate(rollouts):
         own = by_rollout.get(index, [])
         if not own:
@@ -147,117 +178,122 @@ def audit_samples(
         reference = reference_ids(rollout, tokenizer)
         last = own[-1]
         length = max(len(reference), len(last.ids))
-        context_lengths.append(length)
-        hit_length = "length" in rollout.finish_reasons
-        if any(s.truncated for s in own) or length > max_seq_len or hit_length:
-            truncated += 1
-            examples.setdefault("TRUNCATED", {"rollout": index, "context_length": length, "turn_hit_max_tokens": hit_length})
-        elif length >= min(max_seq_len, max_model_len) - NEAR:
-            near += 1
-            examples.setdefault("NEAR_LIMIT", {"rollout": index, "context_length": length})
-        rollout_flags = set()
+        t.context_lengths.append(length)
+        _limits(t, index, rollout, own, length, max_seq_len, max_model_len)
+        flags = set()
         for s in own:
             labelled = label_roles(s.ids, chat)
-            roles = labelled.roles
             start = len(s.prompt_ids)
-            for k, role in enumerate(roles):
+            for k, role in enumerate(labelled.roles):
                 if s is last:  # the last sample holds the whole conversation (current: earlier turns in its prompt)
-                    tokens_by_role[role] += 1
+                    t.tokens_by_role[role] += 1
                 if k >= start and s.loss_mask[k - start]:
-                    trained_by_role[role] += 1
+                    t.trained_by_role[role] += 1
                     if role == "tool":
-                        rollout_flags.add("TOOL_TOKENS_TRAINED")
+                        flags.add("TOOL_TOKENS_TRAINED")
                 elif k >= start and role == "assistant" and not s.truncated:
-                    rollout_flags.add("ASSISTANT_TOKENS_UNTRAINED")
+                    flags.add("ASSISTANT_TOKENS_UNTRAINED")
             if labelled.missing_headers:
-                rollout_flags.add("MISSING_ASSISTANT_HEADER")
-                counts["missing_headers"] += labelled.missing_headers
+                flags.add("MISSING_ASSISTANT_HEADER")
+                t.counts["missing_headers"] += labelled.missing_headers
             if labelled.dropped_newlines:
-                rollout_flags.add("DROPPED_NEWLINE")
-                counts["dropped_newlines"] += labelled.dropped_newlines
+                flags.add("DROPPED_NEWLINE")
+                t.counts["dropped_newlines"] += labelled.dropped_newlines
         if rollout.tools:
             system_text = tokenizer.decode(last.ids[: next((e for r, b, e in label_roles(last.ids, chat).blocks), 0)])
             if "# Tools" not in system_text:
-                rollout_flags.add("TOOLS_BLOCK_MISSING")
-        for flag in rollout_flags:
-            counts[flag] += 1
-            examples.setdefault(flag, {"rollout": index})
+                flags.add("TOOLS_BLOCK_MISSING")
+        for flag in flags:
+            t.counts[flag] += 1
+            t.examples.setdefault(flag, {"rollout": index, "line": rollout.line})
         position = first_difference(last.ids, reference)
         if position is not None:
-            diffs.append((index, position, last.ids, reference))
+            t.diffs.append((index, position, last.ids, reference))
+    return t
 
-    # reward spread per group (H05)
+
+def _groups(rollouts: list[Rollout], grouping: Grouping | None) -> tuple[dict[str, Any], list[str], int]:
+    """Reward spread per group (H05): the stats, the zero-variance groups, the rollouts in them."""
     groups: dict[str, list[float]] = defaultdict(list)
-    for index, r in enumerate(rollouts):
+    for r in rollouts:
         if r.reward is not None and r.group is not None:
             groups[r.group].append(r.reward)
-    group_std = {g: (statistics.pstdev(v) if len(v) > 1 else 0.0) for g, v in groups.items()}
-    zero_groups = [g for g, sd in group_std.items() if sd == 0.0 and len(groups[g]) > 1]
+    std = {g: (statistics.pstdev(v) if len(v) > 1 else 0.0) for g, v in groups.items()}
+    zero = [g for g, sd in std.items() if sd == 0.0 and len(groups[g]) > 1]
+    stats = {"count": len(groups), "zero_variance_share": round(len(zero) / len(groups), 4) if groups else 0.0,
+             "reward_std": {g: round(v, 4) for g, v in list(std.items())[:50]},
+             "by": grouping.by if grouping else "", "note": grouping.note if grouping else ""}
+    return stats, zero, sum(len(groups[g]) for g in zero)
 
+
+def _findings(t: _Tally, n: int, stack: str, max_seq_len: int, attention: dict[str, Any] | None,
+              groups: dict[str, Any], zero: list[str], zero_rollouts: int, skipped: list[Skipped], lines: int) -> list[Finding]:
+    c, ex = t.counts, t.examples
+    candidates = [
+        finding("TOOL_TOKENS_TRAINED", t.trained_by_role["tool"], ex.get("TOOL_TOKENS_TRAINED"),
+                total=t.tokens_by_role["tool"]),
+        finding("ASSISTANT_TOKENS_UNTRAINED", c["ASSISTANT_TOKENS_UNTRAINED"], ex.get("ASSISTANT_TOKENS_UNTRAINED"), total=n),
+        finding("MISSING_ASSISTANT_HEADER", c["missing_headers"], ex.get("MISSING_ASSISTANT_HEADER"),
+                rollouts=c["MISSING_ASSISTANT_HEADER"], total=n),
+        finding("DROPPED_NEWLINE", c["dropped_newlines"], ex.get("DROPPED_NEWLINE"), rollouts=c["DROPPED_NEWLINE"], total=n),
+        finding("TOOLS_BLOCK_MISSING", c["TOOLS_BLOCK_MISSING"], ex.get("TOOLS_BLOCK_MISSING"), total=n),
+        attention_finding(attention) if attention is not None else None,
+        finding("TRUNCATED", c["TRUNCATED"], ex.get("TRUNCATED"), total=n, max_seq_len=max_seq_len,
+                note=" — the legacy trainer does not flag the latter" if stack == "legacy" else ""),
+        finding("NEAR_LIMIT", c["NEAR_LIMIT"], ex.get("NEAR_LIMIT"), total=n, near=NEAR),
+        finding("ZERO_VARIANCE_GROUPS", zero_rollouts, {"groups": zero[:5]}, groups=len(zero), total_groups=groups["count"]),
+        finding("SKIPPED_LINES", len(skipped), [{"line": s.line, "problem": s.problem} for s in skipped[:20]],
+                total=lines or n + len(skipped)),
+    ]
+    return [f for f in candidates if f is not None and f.count]
+
+
+def audit_samples(
+    *, env: str, stack: str, rollouts: list[Rollout], samples: list[Sample], tokenizer: Any,
+    max_seq_len: int, max_model_len: int, masks: TrainerMasks | None = None,
+    skipped: list[Skipped] | None = None, rehearsal: bool = False, source: str = "",
+    grouping: Grouping | None = None, lines: int = 0, replay: Replay | None = None,
+) -> AuditReport:
+    tokenizer = fast(tokenizer)  # exact; each conversation block is encoded once
+    chat = ChatIds.of(tokenizer)
+    skipped = skipped or []
+    t = _tally(rollouts, samples, tokenizer, chat, max_seq_len, max_model_len)
+    n = len({s.rollout for s in samples})
+    groups, zero, zero_rollouts = _groups(rollouts, grouping)
     attention = attention_figures(masks, chat) if masks is not None and masks.sequences else None
-
-    findings: list[Finding] = []
-
-    def add(code: str, count: int, severity: str, message: str, example: Any = None) -> None:
-        if count:
-            findings.append(Finding(code=code, severity=severity, count=count, message=message,
-                                    example=example if example is not None else examples.get(code)))
-
-    n = len(by_rollout)
-    add("TOOL_TOKENS_TRAINED", counts["TOOL_TOKENS_TRAINED"], "error",
-        f"tool responses carry loss in {counts['TOOL_TOKENS_TRAINED']} of {n} rollouts: the model is trained to write the environment's text")
-    add("ASSISTANT_TOKENS_UNTRAINED", counts["ASSISTANT_TOKENS_UNTRAINED"], "warning",
-        f"sampled assistant tokens without loss in {counts['ASSISTANT_TOKENS_UNTRAINED']} rollouts")
-    add("MISSING_ASSISTANT_HEADER", counts["MISSING_ASSISTANT_HEADER"], "error",
-        f"{counts['missing_headers']} assistant turns after the first have no '<|im_start|>assistant\\n' header in training "
-        "(vLLM generated them after one): the model is trained on a context it never sees at inference")
-    add("DROPPED_NEWLINE", counts["DROPPED_NEWLINE"], "warning",
-        f"{counts['dropped_newlines']} '<|im_end|>' tokens are not followed by the template's '\\n' in training")
-    add("TOOLS_BLOCK_MISSING", counts["TOOLS_BLOCK_MISSING"], "error",
-        f"the '# Tools' system block vLLM rendered is absent from {counts['TOOLS_BLOCK_MISSING']} training prompts")
-    if attention is not None and attention["hidden_sequences"]:
-        share = attention["visible_share"]
-        add("CONTEXT_HIDDEN_FROM_ATTENTION", attention["hidden_sequences"], "error",
-            "in the trainer's forward passes, loss tokens attend to "
-            f"{_pct(share['system'])} of system, {_pct(share['user'])} of user and {_pct(share['tool'])} of tool tokens "
-            "before them: the attention mask hides the prompt and tool responses",
-            {"visible_share": share, "mean_visible": attention["mean_visible"], "mean_present": attention["mean_present"]})
-    add("TRUNCATED", truncated, "warning",
-        f"{truncated} of {n} rollouts were truncated (max_seq_len {max_seq_len}) or had a turn stop at max_tokens"
-        + (" — the legacy trainer does not flag the latter" if stack == "legacy" else ""))
-    add("NEAR_LIMIT", near, "info", f"{near} rollouts end within {NEAR} tokens of a limit")
-    add("ZERO_VARIANCE_GROUPS", len(zero_groups), "warning",
-        f"{len(zero_groups)} of {len(groups)} groups have identical rewards: no advantage, no learning signal",
-        {"groups": zero_groups[:5]})
-    if skipped:
-        findings.append(Finding(code="SKIPPED_LINES", severity="warning", count=len(skipped),
-                                message=f"{len(skipped)} input lines skipped",
-                                example=[{"line": s.line, "problem": s.problem} for s in skipped[:20]]))
+    findings = _findings(t, n, stack, max_seq_len, attention, groups, zero, zero_rollouts, skipped, lines)
 
     assistants = [[m for m in r.completion if m["role"] == "assistant"] for r in rollouts]
-    example_sample = next((by_rollout[i][-1] for i, r in enumerate(rollouts)
-                           if by_rollout.get(i) and sum(m["role"] == "tool" for m in r.completion)), samples[0] if samples else None)
+    with_tools = {s.rollout for s in samples if any(m["role"] == "tool" for m in rollouts[s.rollout].completion)}
+    example_sample = (next((s for s in reversed(samples) if _fed(s, masks) is not None), None)
+                      or next((s for s in reversed(samples) if s.rollout in with_tools), None)
+                      or (samples[0] if samples else None))
     diff_view = None
-    if diffs:
-        index, position, got, want = diffs[0]
-        diff_view = {"rollouts_differing": len(diffs), "rollout": index, "first_position": position,
+    if t.diffs:
+        index, position, got, want = t.diffs[0]
+        diff_view = {"rollouts_differing": len(t.diffs), "rollout": index, "first_position": position,
                      "training": tokenizer.decode(got[max(0, position - 8): position + 12]),
                      "template": tokenizer.decode(want[max(0, position - 8): position + 12]),
                      "training_length": len(got), "template_length": len(want),
                      "changes": token_changes(got, want, tokenizer)}
+    columns: dict[str, list[float]] = defaultdict(list)
+    for r in rollouts:
+        for k, v in r.columns.items():
+            columns[k].append(v)
+    tb, tr = t.tokens_by_role, t.trained_by_role
     return AuditReport(
         env=env, stack=stack, rollouts=n, rehearsal=rehearsal, findings=findings,
-        tokens_by_role=tokens_by_role, trained_tokens_by_role=trained_by_role,
-        trained_share_by_role={r: round(trained_by_role[r] / tokens_by_role[r], 4) if tokens_by_role[r] else 0.0 for r in ROLES},
+        tokens_by_role=tb, trained_tokens_by_role=tr,
+        trained_share_by_role={r: round(tr[r] / tb[r], 4) if tb[r] else 0.0 for r in ROLES},
         turns=_stats([len(a) for a in assistants]),
         tool_calls=_stats([sum(len(m.get("tool_calls") or []) for m in a) for a in assistants]),
-        context_length=_percentiles(context_lengths), max_seq_len=max_seq_len, max_model_len=max_model_len,
-        truncated_share=round(truncated / n, 4) if n else 0.0, near_limit_share=round(near / n, 4) if n else 0.0,
-        groups={"count": len(groups), "zero_variance_share": round(len(zero_groups) / len(groups), 4) if groups else 0.0,
-                "reward_std": {g: round(v, 4) for g, v in list(group_std.items())[:50]}},
-        template_diff=diff_view, attention=attention, samples=len(samples),
-        skipped=[{"line": s.line, "problem": s.problem} for s in (skipped or [])],
-        source=source,
+        context_length=_percentiles(t.context_lengths), max_seq_len=max_seq_len, max_model_len=max_model_len,
+        truncated_share=round(t.counts["TRUNCATED"] / n, 4) if n else 0.0,
+        near_limit_share=round(t.counts["NEAR_LIMIT"] / n, 4) if n else 0.0,
+        groups=groups, reward_columns={k: round(statistics.fmean(v), 4) for k, v in columns.items()},
+        template_diff=diff_view, attention=attention, replay=replay, samples=len(samples),
+        lines=lines or len(rollouts) + len(skipped),
+        skipped=[{"line": s.line, "problem": s.problem} for s in skipped], source=source,
         example_rollout={"tokens": _example_tokens(example_sample, tokenizer, chat, masks)} if example_sample else None,
     )
 
@@ -276,7 +312,3 @@ def token_changes(training: list[int], template: list[int], tokenizer: Any, limi
         if len(out) >= limit:
             break
     return out
-
-
-def _pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{100 * x:.0f}%"

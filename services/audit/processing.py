@@ -152,6 +152,11 @@ def _chat_completion(ids: list[int], message: dict[str, Any], prompt_ids: list[i
     return response
 
 
+def legacy_state(rollout: Rollout, tokenizer: Any) -> dict[str, Any]:
+    """The state 0.1.3's processing reads of a rollout: one vLLM-shaped response per assistant turn."""
+    return {"responses": [_legacy_response(ids) for ids in turn_ids(rollout, tokenizer)]}
+
+
 def _legacy(rollouts: list[Rollout], tokenizer: Any, max_seq_len: int, mask_env_responses: bool,
             mask_truncated: bool) -> list[Sample]:
     from verifiers.envs.singleturn_env import SingleTurnEnv
@@ -160,9 +165,8 @@ def _legacy(rollouts: list[Rollout], tokenizer: Any, max_seq_len: int, mask_env_
     env.message_type = "chat"
     samples = []
     for index, r in enumerate(rollouts):
-        responses = [_legacy_response(ids) for ids in turn_ids(r, tokenizer)]
         out = env.process_env_results_vllm(
-            [r.prompt], [r.completion], [{"responses": responses}], [r.reward or 0.0], tokenizer,
+            [r.prompt], [r.completion], [legacy_state(r, tokenizer)], [r.reward or 0.0], tokenizer,
             max_seq_len=max_seq_len, mask_env_responses=mask_env_responses,
             mask_truncated_completions=mask_truncated)
         p, c, m = out.prompt_ids[0], out.completion_ids[0], out.completion_mask[0]
@@ -170,20 +174,27 @@ def _legacy(rollouts: list[Rollout], tokenizer: Any, max_seq_len: int, mask_env_
     return samples
 
 
-def _current(rollouts: list[Rollout], tokenizer: Any, max_seq_len: int, mask_truncated: bool) -> list[Sample]:
+def current_turn_tokens(rollout: Rollout, tokenizer: Any, max_seq_len: int) -> list[dict[str, Any]]:
+    """0.1.9's tokens of each assistant turn (`parse_response_tokens`, as the environment records them)."""
     from verifiers.utils.response_utils import parse_response_tokens
 
+    messages = rollout.prompt + rollout.completion
+    assistants = [k for k, m in enumerate(messages) if m["role"] == "assistant" and k >= len(rollout.prompt)]
+    out = []
+    for turn, (k, ids) in enumerate(zip(assistants, turn_ids(rollout, tokenizer))):
+        if rollout.prompt_ids_per_turn is not None:
+            prompt_ids = rollout.prompt_ids_per_turn[turn]
+        else:
+            prompt_ids = tokenizer.apply_chat_template(vllm_messages(messages[:k]), tools=rollout.tools,
+                                                       add_generation_prompt=True, tokenize=True)
+        out.append(asyncio.run(parse_response_tokens(_chat_completion(ids, messages[k], list(prompt_ids)), "chat", max_seq_len)))
+    return out
+
+
+def _current(rollouts: list[Rollout], tokenizer: Any, max_seq_len: int, mask_truncated: bool) -> list[Sample]:
     samples = []
     for index, r in enumerate(rollouts):
-        messages = r.prompt + r.completion
-        assistants = [k for k, m in enumerate(messages) if m["role"] == "assistant" and k >= len(r.prompt)]
-        for turn, (k, ids) in enumerate(zip(assistants, turn_ids(r, tokenizer))):
-            if r.prompt_ids_per_turn is not None:
-                prompt_ids = r.prompt_ids_per_turn[turn]
-            else:
-                prompt_ids = tokenizer.apply_chat_template(vllm_messages(messages[:k]), tools=r.tools,
-                                                           add_generation_prompt=True, tokenize=True)
-            tokens = asyncio.run(parse_response_tokens(_chat_completion(ids, messages[k], list(prompt_ids)), "chat", max_seq_len))
+        for tokens in current_turn_tokens(r, tokenizer, max_seq_len):
             mask = list(tokens["completion_mask"])
             if tokens["is_truncated"] and mask_truncated:
                 mask = [0] * len(mask)

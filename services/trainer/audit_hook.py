@@ -16,9 +16,10 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
-from ..audit.findings import MaskedSequence, TrainerMasks, attention_figures
+from ..audit.catalogue import finding
+from ..audit.findings import MaskedSequence, TrainerMasks, attention_figures, attention_finding
 from ..audit.sequences import ROLES, ChatIds, label_roles
-from ..contracts import AuditReport, Finding
+from ..contracts import AuditReport
 
 
 class AuditHook:
@@ -106,23 +107,19 @@ class AuditHook:
         fig = attention_figures(self.masks, chat)
         tokens = {r: 0 for r in ROLES}
         trained = {r: 0 for r in ROLES}
-        for seq in self.masks.sequences:
+        first_tool_trained = None
+        for index, seq in enumerate(self.masks.sequences):
             roles = label_roles(seq.input_ids, chat).roles
             for k, role in enumerate(roles):
                 if seq.attention_mask[k] or seq.loss_mask[k] or seq.input_ids[k] != self.tokenizer.pad_token_id:
                     tokens[role] += 1
                     trained[role] += bool(seq.loss_mask[k])
-        findings = []
-        if fig["hidden_sequences"]:
-            share = fig["visible_share"]
-            findings.append(Finding(
-                code="CONTEXT_HIDDEN_FROM_ATTENTION", severity="error", count=fig["hidden_sequences"],
-                message=(f"in {fig['hidden_sequences']} of {fig['sequences']} training sequences the loss tokens attend "
-                         f"to {share['user']!r} of the user and {share['tool']!r} of the tool tokens before them"),
-                example={"visible_share": share}))
-        if trained["tool"]:
-            findings.append(Finding(code="TOOL_TOKENS_TRAINED", severity="error", count=trained["tool"],
-                                    message=f"{trained['tool']} tool-response tokens carry loss"))
+                    if role == "tool" and seq.loss_mask[k] and first_tool_trained is None:
+                        first_tool_trained = {"sequence": index}
+        # the same catalogue entries as the file audit: one wording, one unit per code
+        candidates = [attention_finding(fig),
+                      finding("TOOL_TOKENS_TRAINED", trained["tool"], first_tool_trained, total=tokens["tool"])]
+        findings = [f for f in candidates if f is not None and f.count]
         first = self.masks.sequences[0] if self.masks.sequences else None
         example = None
         if first is not None:

@@ -35,10 +35,10 @@ def test_multi_turn_legacy_defects_are_found(tok, scripted):
     assert "CONTEXT_HIDDEN_FROM_ATTENTION" not in codes(report)  # no trainer masks: no claim
     assert report.trained_tokens_by_role["tool"] == 0 and report.tokens_by_role["tool"] > 0
     assert report.turns["min"] == 2 and report.tool_calls["max"] >= 1
-    assert report.template_diff["first_position"] > 0
-    changes = report.template_diff["changes"]
-    assert any(c["op"] in ("insert", "replace") and "<|im_start|>assistant" in c["template"] for c in changes)  # missing header
-    assert any("# Tools" in c["template"] for c in changes)  # the tools block vLLM saw
+    assert report.template_diff.first_position > 0
+    changes = report.template_diff.changes
+    assert any(c.op in ("insert", "replace") and "<|im_start|>assistant" in c.template for c in changes)  # missing header
+    assert any("# Tools" in c.template for c in changes)  # the tools block vLLM saw
     assert set(codes(report)) <= set(FINDING_CODES)
 
 
@@ -60,7 +60,7 @@ def test_truncation_and_zero_variance_groups(tok, scripted):
         r.reward = 1.0  # every group identical
     report = audit(tok, "math-python", rollouts, max_seq_len=200)
     assert "TRUNCATED" in codes(report) and report.truncated_share > 0
-    assert "ZERO_VARIANCE_GROUPS" in codes(report) and report.groups["zero_variance_share"] == 1.0
+    assert "ZERO_VARIANCE_GROUPS" in codes(report) and report.groups.zero_variance_share == 1.0
 
 
 def test_hidden_context_comes_from_trainer_masks(tok, scripted):
@@ -71,8 +71,8 @@ def test_hidden_context_comes_from_trainer_masks(tok, scripted):
     shown = TrainerMasks("current", [MaskedSequence(s.ids, [1] * len(s.ids), [0] * len(s.prompt_ids) + s.loss_mask) for s in samples])
     bad = audit(tok, "math-python", rollouts, masks=hidden)
     good = audit(tok, "math-python", rollouts, masks=shown)
-    assert "CONTEXT_HIDDEN_FROM_ATTENTION" in codes(bad) and bad.attention["visible_share"]["user"] == 0.0
-    assert "CONTEXT_HIDDEN_FROM_ATTENTION" not in codes(good) and good.attention["visible_share"]["tool"] == 1.0
+    assert "CONTEXT_HIDDEN_FROM_ATTENTION" in codes(bad) and bad.attention.visible_share["user"] == 0.0
+    assert "CONTEXT_HIDDEN_FROM_ATTENTION" not in codes(good) and good.attention.visible_share["tool"] == 1.0
     assert "hid" in html_page([bad])
 
 
@@ -113,7 +113,7 @@ def test_context_longer_than_the_model_is_skipped_with_its_line(tok, scripted, t
     path.write_text(json.dumps(short) + "\n" + json.dumps(long) + "\n")
     report = run_audit(AuditOptions(env="gsm8k", rollouts_file=path, max_model_len=2048, max_seq_len=2048))
     assert report.rollouts == 1
-    assert report.skipped[0]["line"] == 2 and "longer than max_model_len 2048" in report.skipped[0]["problem"]
+    assert report.skipped[0].line == 2 and "longer than max_model_len 2048" in report.skipped[0].problem
 
 
 def test_near_limit_and_untrained_assistant_tokens_exactly_when_they_hold(tok, scripted):
