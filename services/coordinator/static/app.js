@@ -222,7 +222,7 @@ async function renderAudits() {
       el("h2", {}, e.id),
       el("div", {}, Object.entries(tb).map(([k, v]) => el("div", {}, el("span", { style: "display:inline-block;width:6rem" }, k),
         el("span", { class: "bar", style: `width:${Math.round(200 * v / top)}px`, role: "img", "aria-label": `${k}: ${v} tokens` }), ` ${v}`))),
-      el("ul", {}, (r.findings || []).map((f) => el("li", {}, el("strong", {}, f.code), ` (${f.severity}, ${f.count}): ${f.message}`,
+      el("ul", {}, (r.findings || []).map((f) => el("li", {}, el("strong", {}, f.code), ` (${f.severity}, ${f.count}${f.unit ? " " + f.unit : ""}): ${f.message}`,
         f.example ? el("pre", {}, typeof f.example === "string" ? f.example : JSON.stringify(f.example, null, 1)) : ""))),
       example ? el("div", { class: "legend meta" }, el("span", {}, "underlined: trained"), el("span", {}, "dashed: hidden from attention")) : "",
       example);
