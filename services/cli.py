@@ -47,13 +47,13 @@ def with_train_flags(func: Callable[..., Any]) -> Callable[..., Any]:
     names, types and help come from the spec's own fields.
     """
     signature = inspect.signature(func, eval_str=True)
-    options = [
-        inspect.Parameter(flag.name, inspect.Parameter.KEYWORD_ONLY, annotation=Optional[flag.type],
-                          default=typer.Option(None, "--" + flag.name.replace("_", "-") + (
-                              "/--no-" + flag.name.replace("_", "-") if flag.type is bool else ""),
-                                               help=flag.help, show_default=False))
-        for flag in TRAIN_FLAGS
-    ]
+    options = []
+    for flag in TRAIN_FLAGS:
+        name = "--" + flag.name.replace("_", "-")  # a bool field is a switch: --scale-rewards/--no-scale-rewards
+        declared = f"{name}/--no-{name[2:]}" if flag.type is bool else name
+        option = typer.Option(None, declared, help=flag.help, show_default=False)
+        options.append(inspect.Parameter(flag.name, inspect.Parameter.KEYWORD_ONLY, default=option,
+                                         annotation=Optional[flag.type]))
     params = []
     for param in signature.parameters.values():
         params += options if param.name == "flags" else [param.replace(kind=inspect.Parameter.KEYWORD_ONLY)]
