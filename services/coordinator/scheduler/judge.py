@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 
 from ...contracts import ExperimentStatus, HypothesisStatus, Verdict
-from ...verdicts.rules import ExperimentEvidence, decide
+from ...verdicts.rules import ExperimentEvidence, decide, planned_horizon
 from .workspace import EARLY_STOP, Workspace
 
 
@@ -25,7 +25,8 @@ class Judge:
         series = {metric: self.ws.store.series(eid, metric)} if metric else {}
         planned = self.ws.planned(eid)
         return ExperimentEvidence(id=eid, status=row.status.value, rehearsal=bool(row.rehearsal), series=series,
-                                  report=row.report, groups=planned.groups if planned else None)
+                                  report=row.report, groups=planned.groups if planned else None,
+                                  horizon=planned_horizon(planned.spec) if planned else None)
 
     def verdict_of(self, hid: str) -> Verdict:
         lookup = lambda name, metric: self.evidence(f"{hid}.{name}", metric)  # noqa: E731
