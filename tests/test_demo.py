@@ -20,9 +20,11 @@ def test_make_demo_from_a_fresh_clone_runs_h07_and_shows_the_hidden_context(tmp_
     out = done.stdout
     assert done.returncode == 0, (out + done.stderr)[-4000:]
     demo = clone / "outputs" / "demo"  # the default --dir, relative to where `make demo` was typed
-    assert "H07.audit-math-python (math-python, legacy stack)" in out
-    assert "hides the prompt and tool responses" in " ".join(out.split())
-    assert "rehearsal run: not evidence" in " ".join(out.split())
+    text = " ".join(out.split())  # lines wrap at 80 columns
+    findings = re.search(r"H07\.audit-math-python \(math-python, legacy stack\): ([A-Z_, ]+)", text)
+    assert findings and "CONTEXT_HIDDEN_FROM_ATTENTION" in findings.group(1), text[-3000:]
+    assert "MISSING_ASSISTANT_HEADER" in findings.group(1) and "TOOLS_BLOCK_MISSING" in findings.group(1)
+    assert "rehearsal run: not evidence" in text
     page = demo / "h07-audit.html"
     assert page.exists() and "CONTEXT_HIDDEN_FROM_ATTENTION" in page.read_text()
     for eid in ("H06.gsm8k", "H07.math-python"):
