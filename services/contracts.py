@@ -1,4 +1,4 @@
-"""Wire formats shared by every part of hypolab (DESIGN.md, "Specs" and "Metrics").
+"""Wire formats shared by every part of hypolab (docs/architecture.md, "Spec formats" and "Metrics").
 
 Every boundary — YAML specs on disk, the coordinator's HTTP API, the trainer's
 metric reports — speaks these pydantic models. Unknown keys are errors everywhere
@@ -291,7 +291,7 @@ DECIDED: frozenset[HypothesisStatus] = frozenset(
 
 
 class MetricEvent(StrictModel):
-    """One training step's metrics, as the trainer reports them (DESIGN.md, Metrics)."""
+    """One training step's metrics, as the trainer reports them (docs/architecture.md, Metrics)."""
 
     experiment_id: str = Field(..., max_length=200)
     step: int = Field(..., ge=0, le=10_000_000)
