@@ -22,9 +22,11 @@ No reference model (beta 0) and no LoRA: neither changes the masks the policy se
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -197,7 +199,8 @@ def replay(stack: str, rollouts: list[Rollout], work_dir: Path, limit: int = REP
     trainer = adapter.make_trainer(model, env, args, tokenizer, lora, [])
     hook.install(trainer)
     try:
-        trainer.train()
+        with contextlib.redirect_stdout(sys.stderr):  # the trainer's log lines; stdout is the audit's
+            trainer.train()
     finally:
         for name in ("async_generator", "orchestrator"):
             worker = getattr(trainer, name, None)
