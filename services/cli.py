@@ -251,6 +251,31 @@ def train(
 
 
 @app.command()
+def launch(
+    spec: Path = typer.Option(..., "--spec", help="experiment spec, e.g. configs/experiments/gsm8k.yaml"),
+    rehearsal: bool = typer.Option(False, "--rehearsal", help="the CPU rehearsal alone (no vLLM, no GPU)"),
+    experiment_id: Optional[str] = typer.Option(None, envvar="HYPOLAB_EXPERIMENT_ID", help="default: the spec's name"),
+    coordinator: Optional[str] = typer.Option(None, envvar="HYPOLAB_COORDINATOR", help="coordinator URL for metrics"),
+    output_dir: Optional[Path] = typer.Option(None, help="default: outputs/<experiment-id>"),
+    vllm_port: int = typer.Option(8000, min=1, max=65535, help="vLLM's port on this node (127.0.0.1)"),
+    check_only: bool = typer.Option(False, "--check", help="print the commands, start nothing"),
+) -> None:
+    """One experiment on this node without Docker: vf-vllm on the first GPU, the trainer on the next."""
+    from .trainer.launch import LaunchError, plan_launch, run_workloads
+
+    try:
+        plan = plan_launch(spec, rehearsal=rehearsal, experiment_id=experiment_id, coordinator=coordinator,
+                           output_dir=output_dir, vllm_port=vllm_port)
+    except LaunchError as exc:
+        typer.echo(f"hypolab launch: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if check_only:
+        typer.echo(plan.model_dump_json(indent=2))
+        return
+    raise typer.Exit(run_workloads(plan))
+
+
+@app.command()
 def audit(
     env: Optional[str] = typer.Option(None, "--env", help="default: the rollouts file's metadata env"),
     stack: str = typer.Option("legacy", "--stack", help="whose processing builds the training sequences"),
