@@ -20,7 +20,7 @@ RUN cat /etc/ssl/certs/ca-certificates.crt /tmp/hypolab-certs/*.crt > /etc/ssl/c
     rm -rf /tmp/hypolab-certs
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY services ./services
 COPY environments ./environments
 RUN python3 -m venv /opt/venv \
