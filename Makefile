@@ -28,7 +28,7 @@ LOCAL_BASE_IMAGE ?= hypolab/base:bookworm
 # Defaults to the one pip on this host is told to trust, if any.
 CA_BUNDLE ?= $(PIP_CERT)
 
-.PHONY: help demo install ca-certs bench up down logs status preflight images images-coordinator base-image test clean
+.PHONY: help demo install ca-certs bench up down logs status preflight images images-coordinator images-gpu images-check base-image test clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-20s %s\n", $$1, $$2}'
@@ -77,11 +77,19 @@ images-coordinator: ca-certs ## build the coordinator image (BASE_IMAGE: COORDIN
 	docker build --network host -f docker/coordinator.Dockerfile \
 	  --build-arg BASE_IMAGE=$(COORDINATOR_BASE_IMAGE) -t hypolab/coordinator:latest .
 
-images: images-coordinator ## build all three images for STACK (GPU images FROM vllm/vllm-openai:v<pin>)
-	docker build --network host -f docker/vllm.Dockerfile --build-arg BASE_IMAGE=$(GPU_BASE_IMAGE) \
-	  --build-arg STACK=$(STACK) -t hypolab/vllm:$(STACK) .
-	docker build --network host -f docker/trainer.Dockerfile --build-arg BASE_IMAGE=$(GPU_BASE_IMAGE) \
-	  --build-arg STACK=$(STACK) -t hypolab/trainer:$(STACK) .
+images: images-coordinator images-gpu ## build all three images for STACK (GPU images FROM vllm/vllm-openai:v<pin>)
+
+# Both GPU images are targets of docker/gpu.Dockerfile, built by Compose as `make up` builds
+# them, so that they share the stack's layers. Without an image registry:
+# `make base-image images-gpu GPU_BASE_IMAGE=hypolab/base:bookworm`.
+images-gpu: ca-certs ## build the vllm and trainer images for STACK (GPU_BASE_IMAGE: their base)
+	GPU_BASE_IMAGE=$(GPU_BASE_IMAGE) STACK=$(STACK) $(COMPOSE) --profile train build vllm trainer
+	docker image prune -f --filter label=org.hypolab.gpu-image >/dev/null
+
+# The GPU images' checks on a host without GPU (tests/images): by default FROM the Debian
+# base (set GPU_BASE_IMAGE=vllm/vllm-openai:v<pin> in the environment to check those).
+images-check: $(HYPOLAB) ca-certs ## build the GPU images without a registry and check them on CPU (~30 min cold)
+	$(PYTEST) -ra -v -m images tests/images
 
 base-image: ## build hypolab/base:bookworm from Debian's packages (no image registry needed)
 	bash docker/base-image.sh $(LOCAL_BASE_IMAGE)
