@@ -42,7 +42,13 @@ const badge = (status) => el("span", { class: "badge s-" + status, "data-status"
 // a curve decision with its horizon: "improves at step 45 of 200", "no improvement yet — step 80 of 200"
 const decisionLabel = (n) => n.label || (n.decision + (n.decided_at_step != null ? ` at step ${n.decided_at_step}` : "")
   + (n.horizon != null ? ` of ${n.horizon}` : ""));
-const fmt = (x) => (x === null || x === undefined) ? "—" : (typeof x === "number" ? +x.toFixed(4) : JSON.stringify(x));
+// numbers as the spec or the metric has them: 1e-6 stays 1e-6, 0.2 stays 0.2 (never rounded to 0)
+const num = (x) => (x !== 0 && (Math.abs(x) < 1e-3 || Math.abs(x) >= 1e6)) ? x.toExponential() : String(x);
+// a computed figure (an effect, an interval end) at 4 significant digits, small ones in scientific notation
+const sig = (x) => (typeof x !== "number") ? fmt(x) : num(Number(x.toPrecision(4)));
+const fmt = (x) => (x === null || x === undefined) ? "—" : (typeof x === "number" ? num(x) : JSON.stringify(x));
+const rehearsalBadge = (exp) => exp.rehearsal ? el("span", { class: "badge rehearsal", "data-rehearsal": "1",
+  title: "CPU rehearsal: a few small steps on one process, not the planned run" }, "rehearsal") : "";
 
 // ---------------------------------------------------------------- board
 async function renderBoard() {
@@ -61,7 +67,8 @@ async function renderBoard() {
       evidence.length ? el("ul", { class: "evidence", "aria-label": "evidence" }, evidence) : "",
       verdict.queued_next && verdict.queued_next.length ? el("div", { class: "meta" }, "queued next: " + verdict.queued_next.join(", ")) : "",
       el("ul", { class: "exps", "aria-label": "experiments" }, (byHyp[h.id] || []).map((e) =>
-        el("li", {}, badge(e.status), " ", el("a", { href: "#/experiment/" + encodeURIComponent(e.id) }, e.id), ` (${e.kind})`))));
+        el("li", {}, badge(e.status), " ", el("a", { href: "#/experiment/" + encodeURIComponent(e.id) }, e.id), ` (${e.kind}) `,
+          rehearsalBadge(e)))));
   });
   main.replaceChildren(el("h1", {}, "Hypotheses"), el("section", { class: "board", "aria-label": "hypothesis board" }, cards));
 }
@@ -78,42 +85,42 @@ function downsample(points, max = 1200) {
   }
   return out;
 }
+const COLORS = ["#0b57d0", "#b3261e", "#146c2e"];
+let toPlot = [];  // charts built but not drawn yet: plotly measures its container, so it draws once in the page
 function chart(metric, series, marks) {
-  const W = 460, H = 200, P = 48, NS = "http://www.w3.org/2000/svg";
-  const all = series.flatMap((s) => s.points);
-  const svg = document.createElementNS(NS, "svg");
-  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
-  svg.setAttribute("role", "img");
-  svg.setAttribute("aria-label", `${metric} by step`);
-  svg.dataset.metric = metric;
-  svg.dataset.points = String(series.length ? series[0].points.length : 0);
-  const add = (name, attrs, text) => {
-    const n = document.createElementNS(NS, name);
-    for (const [k, v] of Object.entries(attrs)) n.setAttribute(k, v);
-    if (text !== undefined) n.textContent = text;
-    svg.append(n); return n;
-  };
-  if (!all.length) { add("text", { x: P, y: H / 2 }, "no data yet"); return svg; }
-  let [x0, x1] = [Math.min(...all.map((p) => p[0])), Math.max(...all.map((p) => p[0]))];
-  let [y0, y1] = [Math.min(...all.map((p) => p[1])), Math.max(...all.map((p) => p[1]))];
-  if (x1 === x0) x1 = x0 + 1; if (y1 === y0) { y0 -= 0.5; y1 += 0.5; }
-  const X = (x) => P + (x - x0) / (x1 - x0) * (W - 2 * P), Y = (y) => H - P + (P - H) * ((y - y0) / (y1 - y0)) + 0;
-  add("line", { x1: P, y1: H - P, x2: W - P, y2: H - P, stroke: "#8a939f" });
-  add("line", { x1: P, y1: P / 2, x2: P, y2: H - P, stroke: "#8a939f" });
-  add("text", { x: P, y: H - P + 14 }, x0); add("text", { x: W - P - 20, y: H - P + 14 }, x1);
-  add("text", { x: 2, y: H - P }, fmt(y0)); add("text", { x: 2, y: P / 2 + 8 }, fmt(y1));
-  const colors = ["#0b57d0", "#b3261e", "#146c2e"];
-  series.forEach((s, i) => {
-    const pts = downsample(s.points).map((p) => `${X(p[0]).toFixed(1)},${Y(p[1]).toFixed(1)}`).join(" ");
-    add("polyline", { points: pts, fill: "none", stroke: colors[i % 3], "stroke-width": 1.5, "data-series": s.name });
-    add("text", { x: W - P - 120, y: 12 + 12 * i, fill: colors[i % 3] }, s.name);
+  const box = el("div", { class: "chart", role: "img", "aria-label": `${metric} by step`, "data-metric": metric,
+    "data-points": String(series.length ? series[0].points.length : 0) });
+  if (!series.some((s) => s.points.length)) { box.append(el("p", { class: "meta" }, "no data yet")); return box; }
+  const traces = series.map((s, i) => {
+    const pts = downsample(s.points);
+    return { x: pts.map((p) => p[0]), y: pts.map((p) => p[1]), name: s.name, type: "scatter",
+             mode: pts.length > 1 ? "lines" : "markers", line: { color: COLORS[i % 3], width: 1.5 },
+             hovertemplate: "step %{x}: %{y:.4~g}<extra>" + s.name + "</extra>" };
   });
+  box.dataset.drawn = String(traces[0].x.length);
+  // a decision is a dashed vertical line at its step, named in the legend like the curves
+  const ys = series.flatMap((s) => s.points.map((p) => p[1]));
+  const [lo, hi] = [Math.min(...ys), Math.max(...ys)];
+  const seen = new Set();  // two rules deciding alike at one step draw one line
   for (const m of marks || []) {
-    if (m.step === null || m.step === undefined) continue;
-    add("line", { x1: X(m.step), x2: X(m.step), y1: P / 2, y2: H - P, stroke: "#5c4400", "stroke-dasharray": "4 3", "data-mark": "decision" });
-    add("text", { x: Math.min(X(m.step) + 3, W - 150), y: P / 2 + 10 }, m.label);
+    if (m.step === null || m.step === undefined || seen.has(m.step + m.label)) continue;
+    seen.add(m.step + m.label);
+    traces.push({ x: [m.step, m.step], y: [lo, hi], name: m.label, type: "scatter", mode: "lines", hoverinfo: "name",
+                  line: { color: "#5c4400", dash: "dash", width: 1 } });
   }
-  return svg;
+  const axis = { exponentformat: "e", automargin: true, linecolor: "#8a939f", gridcolor: "#e6e8eb", zeroline: false,
+                 tickfont: { size: 11, color: "#4a5360" } };
+  const layout = { height: 280, margin: { l: 56, r: 16, t: 30, b: 44 }, paper_bgcolor: "#fff", plot_bgcolor: "#fff",
+                   font: { family: "system-ui, sans-serif", color: "#1b1f24" }, showlegend: true,
+                   legend: { orientation: "h", x: 0, y: 1.02, xanchor: "left", yanchor: "bottom", font: { size: 11 } },
+                   xaxis: { ...axis, title: { text: "step", font: { size: 12 } } },
+                   yaxis: { ...axis, nticks: 8, title: { text: metric, font: { size: 12 } } } };
+  toPlot.push(() => Plotly.newPlot(box, traces, layout, { displayModeBar: false, responsive: true }));
+  return box;
+}
+function drawCharts() {
+  const pending = toPlot; toPlot = [];
+  for (const draw of pending) draw();
 }
 
 // ---------------------------------------------------------------- experiment page
@@ -139,12 +146,18 @@ async function renderExperiment(eid) {
   const decisions = (verdict.evidence || []).filter((e) => e.numbers && e.numbers.decision
       && e.detail && e.detail.includes(eid.split(".")[1]));
   const marks = decisions.filter((e) => e.numbers.decided_at_step !== null && e.numbers.decided_at_step !== undefined)
-    .map((e) => ({ step: e.numbers.decided_at_step, label: `${decisionLabel(e.numbers)} · ${fmt(e.numbers.effect)} [${(e.numbers.interval || []).map(fmt).join(", ")}]` }));
+    .map((e) => ({ step: e.numbers.decided_at_step, label: `${decisionLabel(e.numbers)} · ${sig(e.numbers.effect)} [${(e.numbers.interval || []).map(sig).join(", ")}]` }));
   const diffPaths = new Set((exp.diff || []).map((d) => d.path));
   const flat = (obj, prefix = "") => Object.entries(obj || {}).flatMap(([k, v]) =>
     v && typeof v === "object" && !Array.isArray(v) && k !== "env_args" ? flat(v, prefix + k + ".") : [[prefix + k, v]]);
-  const configRows = flat(exp.config).map(([k, v]) => el("tr", { class: diffPaths.has(k) ? "diff" : "" },
-    el("td", {}, k), el("td", {}, fmt(v)), el("td", {}, diffPaths.has(k) ? "differs from " + exp.control_id : "")));
+  // what ran: the config the trainer reported (rehearsal overrides applied), else the planned one
+  const ran = exp.trainer_config || null, planned = Object.fromEntries(flat(exp.config));
+  const overridden = Object.fromEntries(((ran && ran.overrides) || []).map((o) => [o.path, o.source]));
+  const configRows = flat(ran ? ran.spec : exp.config).map(([k, v]) => el("tr", { class: diffPaths.has(k) ? "diff" : "", "data-field": k },
+    el("td", {}, k), el("td", { class: "value" }, fmt(v)),
+    el("td", {}, k in overridden ? `${overridden[k]}: planned ${fmt(planned[k])}` : ""),
+    el("td", {}, diffPaths.has(k) ? "differs from " + exp.control_id : "")));
+  const where = exp.rehearsal ? "CPU rehearsal (no GPU)" : `GPUs ${(exp.gpus || []).join(",") || "none"}`;
   const actions = el("div", {},
     el("button", { type: "button", id: "cancel", "aria-label": "cancel experiment " + eid,
       disabled: ["running", "queued", "pending"].includes(exp.status) ? null : "disabled",
@@ -154,8 +167,8 @@ async function renderExperiment(eid) {
       onclick: () => act(eid, "retry") }, "Retry"));
   const when = (t) => t ? new Date(t * 1000).toLocaleTimeString() : "—";
   main.replaceChildren(
-    el("h1", {}, eid, " ", badge(exp.status)),
-    el("p", { class: "meta" }, `${exp.kind} · attempts ${exp.attempts} · GPUs ${(exp.gpus || []).join(",") || "none"} · container ${exp.container || "—"} · exit code ${fmt(exp.exit_code)}`,
+    el("h1", {}, eid, " ", badge(exp.status), " ", rehearsalBadge(exp)),
+    el("p", { class: "meta" }, `${exp.kind} · ${where} · attempts ${exp.attempts} · container ${exp.container || "—"} · exit code ${fmt(exp.exit_code)}`,
       exp.reason ? ` · ${exp.reason}` : ""),
     el("p", { class: "meta" }, `created ${when(exp.created_at)} → queued ${when(exp.queued_at)} → started ${when(exp.started_at)} → finished ${when(exp.finished_at)}`),
     actions,
@@ -163,10 +176,12 @@ async function renderExperiment(eid) {
     decisions.length ? el("ul", { class: "decisions", "aria-label": "decisions" },
       decisions.map((e) => el("li", { "data-decision": e.numbers.decision }, `${e.rule}: ${decisionLabel(e.numbers)}`))) : "",
     el("section", { class: "charts", id: "charts" }, chartFigures(eid, metrics, exp.control_id, control, marks)),
-    el("h2", {}, "Resolved config"),
-    el("table", { "aria-label": "resolved config" }, el("thead", {}, el("tr", {}, el("th", {}, "field"), el("th", {}, "value"), el("th", {}, "vs control"))), el("tbody", {}, configRows)),
+    el("h2", {}, ran ? "Config as run" : "Resolved config (planned)"),
+    el("table", { "aria-label": "resolved config" }, el("thead", {}, el("tr", {}, el("th", {}, "field"), el("th", {}, "value"),
+      el("th", {}, "override"), el("th", {}, "vs control"))), el("tbody", {}, configRows)),
     el("h2", {}, "Log"),
     el("pre", { class: "log", tabindex: "0", "aria-label": "log tail" }, exp.log_tail || "(empty)"));
+  drawCharts();
   chartState = { eid, controlId: exp.control_id, marks };
 }
 
@@ -184,7 +199,7 @@ async function updateCharts() {
   const metrics = await loadMetrics(chartState.eid);
   const control = chartState.controlId ? await loadMetrics(chartState.controlId).catch(() => null) : null;
   const box = document.getElementById("charts");
-  if (box) box.replaceChildren(...chartFigures(chartState.eid, metrics, chartState.controlId, control, chartState.marks));
+  if (box) { box.replaceChildren(...chartFigures(chartState.eid, metrics, chartState.controlId, control, chartState.marks)); drawCharts(); }
   const exp = await api(`/api/experiments/${encodeURIComponent(chartState.eid)}`);
   const log = document.querySelector("pre.log");
   if (log) log.textContent = exp.log_tail || "(empty)";  // the log tail follows the run too
@@ -201,6 +216,29 @@ async function act(eid, what) {
 }
 
 // ---------------------------------------------------------------- audits
+// Every token of the example sequence shows its role (colour), whether it carries loss
+// (solid underline) and whether the trainer's attention saw it (faded and struck: hidden;
+// dotted outline: not observed). The legend is drawn with the same classes as the tokens.
+const LOSS = { true: ["loss", "carries loss (underlined)"], false: ["no-loss", "no loss (not underlined)"] };
+const ATTN = { true: ["attended", "attended (solid)"], false: ["hidden", "hidden from attention (faded, struck through)"],
+               null: ["unobserved", "attention not observed (dotted box)"] };
+function tokenClasses(t) {
+  const attn = ATTN[t.attended === undefined ? null : t.attended];
+  return [`tok role-${t.role} ${LOSS[!!t.trained][0]} ${attn[0]}`, `${t.role} · ${LOSS[!!t.trained][1]} · ${attn[1]}`];
+}
+function tokenView(tokens) {
+  const roles = [...new Set(tokens.map((t) => t.role))];
+  const states = new Set(tokens.map((t) => tokenClasses(t)[0].split(" ").slice(2)).flat());
+  const sample = (cls, label) => el("span", { class: "legend-item" }, el("span", { class: "tok sample " + cls }, "tok"), " " + label);
+  const legend = el("div", { class: "legend meta", "aria-label": "token legend" },
+    roles.map((r) => sample("role-" + r, r)),
+    [...Object.values(LOSS), ...Object.values(ATTN)].filter(([cls]) => states.has(cls)).map(([cls, label]) => sample(cls, label)));
+  return el("div", {}, el("h3", {}, "Example training sequence"), legend,
+    el("p", { class: "tokens", "aria-label": "example rollout tokens" }, tokens.map((t) => {
+      const [cls, title] = tokenClasses(t);
+      return el("span", { class: cls, title }, t.text);
+    })));
+}
 async function renderAudits() {
   const exps = (await api("/api/experiments")).filter((e) => e.kind === "audit");
   const rows = exps.map((e) => {
@@ -215,17 +253,16 @@ async function renderAudits() {
   const reports = exps.filter((e) => e.report).map((e) => {
     const r = e.report, tb = r.tokens_by_role || {};
     const top = Math.max(1, ...Object.values(tb));
-    const example = r.example_rollout && r.example_rollout.tokens ? el("p", { class: "tokens", "aria-label": "example rollout tokens" },
-      r.example_rollout.tokens.map((t) => el("span", { class: `tok role-${t.role}${t.trained ? " trained" : ""}${t.attended === false ? " hidden" : ""}`,
-        title: `${t.role}${t.trained ? ", trained" : ""}${t.attended === false ? ", hidden from attention" : ""}` }, t.text))) : "";
+    const tokens = (r.example_rollout && r.example_rollout.tokens) || [];
     return el("section", { class: "card", "aria-label": "report " + e.id },
-      el("h2", {}, e.id),
+      el("h2", {}, e.id, " ", r.rehearsal ? el("span", { class: "badge rehearsal" }, "rehearsal") : ""),
       el("div", {}, Object.entries(tb).map(([k, v]) => el("div", {}, el("span", { style: "display:inline-block;width:6rem" }, k),
         el("span", { class: "bar", style: `width:${Math.round(200 * v / top)}px`, role: "img", "aria-label": `${k}: ${v} tokens` }), ` ${v}`))),
-      el("ul", {}, (r.findings || []).map((f) => el("li", {}, el("strong", {}, f.code), ` (${f.severity}, ${f.count}${f.unit ? " " + f.unit : ""}): ${f.message}`,
+      el("ul", { class: "findings" }, (r.findings || []).map((f) => el("li", { "data-finding": f.code }, el("strong", {}, f.code),
+        ` (${f.severity}, ${f.count}${f.unit ? " " + f.unit : ""}): ${f.message}`,
+        f.meaning ? el("p", { class: "meaning" }, el("strong", {}, "What this means for training: "), f.meaning) : "",
         f.example ? el("pre", {}, typeof f.example === "string" ? f.example : JSON.stringify(f.example, null, 1)) : ""))),
-      example ? el("div", { class: "legend meta" }, el("span", {}, "underlined: trained"), el("span", {}, "dashed: hidden from attention")) : "",
-      example);
+      tokens.length ? tokenView(tokens) : "");
   });
   main.replaceChildren(el("h1", {}, "Audits"),
     el("table", { "aria-label": "method 2 comparison" },
@@ -238,6 +275,7 @@ async function renderAudits() {
 async function render() {
   const hash = location.hash || "#/";
   chartState = null;
+  toPlot = [];
   const m = hash.match(/^#\/experiment\/(.+)$/);
   view = m ? { name: "experiment", id: decodeURIComponent(m[1]) } : hash.startsWith("#/audits") ? { name: "audits" } : { name: "board" };
   try {
