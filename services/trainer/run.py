@@ -67,6 +67,9 @@ def _stop_on_sigterm(trainer: Any) -> None:
 
 def train(run: RunConfig, reporter: MetricReporter | None = None, audit_steps: int = 1) -> dict[str, Any]:
     """Run one training; returns a summary (steps, last metrics, where things were written)."""
+    from .learning import keep_spec_settings
+
+    run = keep_spec_settings(run)  # a learning rehearsal trains with its spec's own settings
     check_run(run)
     adapter = adapter_for(run.spec.stack)
     run.library = _versions()
@@ -86,10 +89,19 @@ def _train(run: RunConfig, adapter: Any, reporter: MetricReporter, out: Path, au
     from .audit_hook import AuditHook
     from .audit_hook import make_callback as audit_callback
 
+    from . import learning
+
     spec = run.spec
     server = None
     trainer = None
-    if run.rehearsal:
+    learns = learning.is_learning(run)
+    if learns:  # the real SmolLM2 on CPU, weight sync over HTTP (learning.py)
+        from .smollm import model_dir
+        from .weight_sync import install_http_sync
+
+        install_http_sync()
+        model_path = str(model_dir())
+    elif run.rehearsal:
         from .rehearsal import install_no_sync, tiny_model
         from .scripted_policy import ScriptedPolicy, ScriptedServer, examples_from_dataset
 
@@ -99,7 +111,12 @@ def _train(run: RunConfig, adapter: Any, reporter: MetricReporter, out: Path, au
         model_path = spec.model
     env = vf.load_environment(spec.env, **_env_args(run))
     tokenizer = AutoTokenizer.from_pretrained(model_path)
-    if run.rehearsal:
+    if learns:
+        from .policy_server import PolicyServer
+
+        server = PolicyServer(Path(model_path)).__enter__()
+        host, port = "127.0.0.1", server.port
+    elif run.rehearsal:
         server = ScriptedServer(tokenizer, ScriptedPolicy(examples_from_dataset(env.dataset), seed=0)).__enter__()
         host, port = "127.0.0.1", server.port
     else:
@@ -108,6 +125,8 @@ def _train(run: RunConfig, adapter: Any, reporter: MetricReporter, out: Path, au
     try:
         args, lora = adapter.build(spec, output_dir=str(out), run_name=run.experiment_id,
                                    vllm_host=host, vllm_port=port, cpu=run.rehearsal)
+        if learns:
+            args = learning.tune_args(args)
         run.trainer_config = {k: (v if isinstance(v, (int, float, str, bool, type(None))) else str(v))
                               for k, v in args.to_dict().items()}
         run.trainer_config["peft_config"] = None if lora is None else {
@@ -123,9 +142,19 @@ def _train(run: RunConfig, adapter: Any, reporter: MetricReporter, out: Path, au
             (out / "audit_hook_report.json").write_text(report.model_dump_json(indent=1))
             reporter.post_json(f"/api/experiments/{run.experiment_id}/report", report.model_dump(mode="json"))
 
-        trainer = adapter.make_trainer(model, env, args, tokenizer, lora,
-                                       [make_callback(reporter), audit_callback(hook, reporter, send_report)])
-        hook.install(trainer)
+        callbacks = [make_callback(reporter)]
+        if not learns:  # the in-training audit reads Qwen2.5's template (one token per role name)
+            callbacks.append(audit_callback(hook, reporter, send_report))
+        else:
+            t = spec.training
+            callbacks.append(learning.live_verdict_callback(
+                learning.hypothesis_rule(Path(run.spec_file).stem), t.batch_size * t.num_processes
+                * t.gradient_accumulation_steps // t.num_generations, out))
+            probe = learning.fixed_sequence(env, tokenizer)
+            probe_before = learning.server_logprobs(server.port, probe, t.temperature)[0]
+        trainer = adapter.make_trainer(model, env, args, tokenizer, lora, callbacks)
+        if not learns:
+            hook.install(trainer)
         _stop_on_sigterm(trainer)
         result = trainer.train()
         if hook.masks.sequences:
@@ -136,6 +165,10 @@ def _train(run: RunConfig, adapter: Any, reporter: MetricReporter, out: Path, au
                    "global_step": trainer.state.global_step, "training_loss": result.training_loss,
                    "output_dir": str(out), "metrics_file": str(reporter.jsonl),
                    "audit": hook.metrics() if hook.masks.sequences else None}
+        if learns:
+            live = callbacks[-1]
+            summary["live_verdict"] = live.decision
+            summary["weight_sync"] = learning.sync_check(trainer, server, probe, probe_before, t.temperature)
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
         return summary
     finally:

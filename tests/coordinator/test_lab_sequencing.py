@@ -211,7 +211,7 @@ def test_unknown_hypothesis_and_read_endpoints(make_coordinator):
     resp = live.client.post("/api/runs", json={"hypotheses": ["H99"]})
     assert resp.status_code == 404 and "unknown hypothesis 'H99'" in resp.json()["detail"]
     assert live.client.get("/api/hypotheses/H99").status_code == 404
-    assert [h["id"] for h in live.client.get("/api/hypotheses").json()] == ["H06", "H07", "H02", "H04", "H05"]
+    assert [h["id"] for h in live.client.get("/api/hypotheses").json()] == ["H06", "H07", "H02", "H04", "H05", "H90"]
     prom = live.client.get("/metrics").text
-    assert 'hypolab_hypotheses{status="untested"} 5' in prom
+    assert 'hypolab_hypotheses{status="untested"} 6' in prom
     assert httpx.post(f"{live.url}/api/runs", json={"hypotheses": ["H06"]}).status_code == 401

@@ -11,7 +11,7 @@ from hypolab.specs import EXPERIMENTS_DIR, HYPOTHESES_DIR, SpecError, load_hypot
 
 def test_shipped_hypotheses_load_in_test_order():
     hyps = load_hypotheses()
-    assert list(hyps) == ["H06", "H07", "H02", "H04", "H05"]
+    assert list(hyps) == ["H06", "H07", "H02", "H04", "H05", "H90"]
     h07 = hyps["H07"]
     assert h07.after == ["H06"]
     assert h07.next.validated == ["H02"] and h07.next.invalidated == ["H04", "H05"]

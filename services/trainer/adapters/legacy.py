@@ -40,13 +40,22 @@ NOT_A_CONFIG_FIELD = ("training.num_processes", "training.lora")
 
 def _grpo_defaults(vf: Any, run_name: str, cpu: bool) -> Any:
     """`vf.grpo_defaults(run_name)`; on CPU its bf16=True would be refused by TrainingArguments
-    before we can turn it off, so the GPU bf16 probe answers yes for this one call only."""
+    before we can turn it off, so the GPU bf16 probe answers yes for this one call only.
+    TrainingArguments also exports bf16 as ACCELERATE_MIXED_PRECISION, which the trainer's
+    Accelerator reads later (bf16 autocast on CPU): that is put back as it was."""
     if not cpu:
         return vf.grpo_defaults(run_name=run_name)
+    import os
     from unittest import mock
 
+    before = os.environ.get("ACCELERATE_MIXED_PRECISION")
     with mock.patch("transformers.training_args.is_torch_bf16_gpu_available", return_value=True):
-        return vf.grpo_defaults(run_name=run_name)
+        defaults = vf.grpo_defaults(run_name=run_name)
+    if before is None:
+        os.environ.pop("ACCELERATE_MIXED_PRECISION", None)
+    else:
+        os.environ["ACCELERATE_MIXED_PRECISION"] = before
+    return defaults
 
 
 def build(spec: ExperimentSpec, output_dir: str, run_name: str, vllm_host: str, vllm_port: int,

@@ -7,4 +7,4 @@ downloaded at run time. Each takes `dataset_path` (a local JSONL file) or loads 
 real dataset from the Hugging Face hub by name.
 """
 
-ENVIRONMENTS: tuple[str, ...] = ("gsm8k", "math-python", "musique")
+ENVIRONMENTS: tuple[str, ...] = ("gsm8k", "math-python", "musique", "short-sums")
