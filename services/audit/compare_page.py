@@ -75,6 +75,45 @@ def print_report(report: AuditReport, console: Console | None = None) -> None:
         console.print(f"[bold]{f.code}[/bold] ({counted(f)}): {f.message}", highlight=False)
 
 
+#: Each token's loss and attention state as a class, with the legend's words (the
+#: dashboard's token view, services/coordinator/static/app.js, uses the same classes).
+LOSS_STATES = {True: ("loss", "carries loss (underlined)"), False: ("no-loss", "no loss (not underlined)")}
+ATTENTION_STATES = {True: ("attended", "attended (solid)"),
+                    False: ("hidden", "hidden from attention (faded, struck through)"),
+                    None: ("unobserved", "attention not observed (dotted box)")}
+TOKEN_CSS = (".tok{border-radius:2px;padding:0 1px}.role-system{background:#e6e8eb}.role-user{background:#dbeafe}"
+             ".role-assistant{background:#d8f3dc}.role-tool{background:#fde2e1}.sample{background:#eef0f3}"
+             ".tok.loss{text-decoration:underline 2px #0f4d23;text-underline-offset:3px}"
+             ".tok.hidden{opacity:.55;text-decoration-line:line-through;outline:1px dashed #8a1c14}"
+             ".tok.loss.hidden{text-decoration-line:underline line-through}.tok.unobserved{outline:1px dotted #4a5360}"
+             ".legend span.item{margin-right:1rem;white-space:nowrap}")
+
+
+def token_classes(tok: dict[str, Any]) -> tuple[str, str]:
+    """('tok role-user no-loss hidden', 'user · no loss · hidden from attention'): class and title."""
+    loss, attention = LOSS_STATES[bool(tok["trained"])], ATTENTION_STATES[tok.get("attended")]
+    return (f"tok role-{tok['role']} {loss[0]} {attention[0]}",
+            f"{tok['role']} · {loss[1].split(' (')[0]} · {attention[1].split(' (')[0]}")
+
+
+def token_view(tokens: list[dict[str, Any]]) -> str:
+    """The example sequence, every token marked, under a legend drawn with the same classes."""
+    from html import escape
+
+    states = {c for tok in tokens for c in token_classes(tok)[0].split()[2:]}
+    roles = list(dict.fromkeys(tok["role"] for tok in tokens))
+    sample = "<span class='item'><span class='tok {cls}'>tok</span> {label}</span>"
+    legend = [sample.format(cls=f"role-{r}", label=escape(r)) for r in roles]
+    legend += [sample.format(cls=f"sample {cls}", label=label)
+               for cls, label in [*LOSS_STATES.values(), *ATTENTION_STATES.values()] if cls in states]
+    spans = []
+    for tok in tokens:
+        cls, title = token_classes(tok)
+        spans.append(f"<span class='{cls}' title='{escape(title)}'>{escape(tok['text'])}</span>")
+    return (f"<h3>Example training sequence</h3><p class='legend'>{' '.join(legend)}</p>"
+            f"<p class='t tokens'>{''.join(spans)}</p>")
+
+
 def html_page(reports: list[AuditReport]) -> str:
     """One self-contained HTML page: the comparison table and each report's findings."""
     from html import escape
@@ -85,7 +124,7 @@ def html_page(reports: list[AuditReport]) -> str:
     parts = ["<!doctype html><html lang='en'><head><meta charset='utf-8'><title>hypolab audit</title>",
              "<style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:70rem}"
              "td,th{padding:.2rem .5rem;border-bottom:1px solid #ddd;text-align:left}"
-             ".t{font-family:monospace;white-space:pre-wrap}.tr{background:#ffe9a8}.hid{opacity:.45}</style></head><body>",
+             ".t{font-family:monospace;white-space:pre-wrap}" + TOKEN_CSS + "</style></head><body>",
              "<h1>hypolab audit</h1>", table_html]
     for r in reports:
         parts.append(f"<h2>{escape(r.env)} on the {escape(r.stack)} stack"
@@ -108,10 +147,6 @@ def html_page(reports: list[AuditReport]) -> str:
                 parts.append("</table>")
         example = (r.model_dump().get("example_rollout") or {}).get("tokens") or []
         if example:
-            parts.append("<p>Example sequence (highlight: carries loss; faded: hidden from attention):</p><p class='t'>")
-            for tok in example:
-                cls = ("tr " if tok["trained"] else "") + ("hid" if tok.get("attended") == 0 else "")
-                parts.append(f"<span class='{cls}' title='{tok['role']}'>{escape(tok['text'])}</span>")
-            parts.append("</p>")
+            parts.append(token_view(example))
     parts.append("</body></html>")
     return "".join(parts)
