@@ -143,6 +143,10 @@ def _legacy_env(rollouts: list[Rollout], pairs: list[tuple[int, int]], tokenizer
     return env
 
 
+def _printable(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [dict(m, content=m.get("content") or "") for m in messages]
+
+
 def _current_env(rollouts: list[Rollout], pairs: list[tuple[int, int]], tokenizer: Any, max_seq_len: int) -> Any:
     import verifiers as vf
 
@@ -163,7 +167,8 @@ def _current_env(rollouts: list[Rollout], pairs: list[tuple[int, int]], tokenize
             advantage = reward - sum(mean[row["example_id"]]) / len(mean[row["example_id"]])  # as Rubric.score_group
             steps = [{"tokens": tokens, "advantage": advantage} for tokens in tokens_of[id(r)]]
             states.append({"trajectory": steps, "timing": {}, "error": None})
-        return {"prompt": [r.prompt for r in chosen], "completion": [r.completion for r in chosen],
+        # prompt and completion are only logged (RLTrainer.log prints them: no None content there)
+        return {"prompt": [_printable(r.prompt) for r in chosen], "completion": [_printable(r.completion) for r in chosen],
                 "state": states, "reward": rewards, "metrics": {}}
 
     env.generate = generate  # generation replaced; the Orchestrator and RLTrainer are the stack's own
