@@ -1,6 +1,7 @@
-"""Audit speed: rollouts per second of the audit vs just tokenizing the same text once.
+"""Audit speed: rollouts per second of the audit vs just tokenizing the same text once;
+a real `vf-eval` file audited as it is; the trainer replay that observes attention.
 
-    python bench/audit_speed.py [--rollouts 1000] [--stack legacy]
+    python bench/audit_speed.py [--rollouts 1000] [--stack legacy] [--real FILE] [--no-replay]
 
 1,000 math-python rollouts of realistic length (a few hundred words of reasoning, a
 python call or two, the tool's output, a boxed answer; 600-1,500 tokens) are made up
@@ -9,20 +10,29 @@ front. Then, side by side in this one run and with the same offline Qwen2.5 toke
   audit  the stack's own processing into training sequences, the template reference,
          role labelling and the report (what `hypolab audit --rollouts` does).
 The goal (diagnostics issue) is audit <= 3x the bare tokenization.
+Then a real file (default: ../shared/realdata/rollouts/math-python--gpt-4.1-mini__49a7458f,
+beside the checkout) is read, processed and reported without the replay, and the replay
+(`--replay-rollouts` of its rollouts through the stack's trainer on the tiny CPU model)
+is timed on its own: the cost `hypolab audit --rollouts` adds to observe attention.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
+import tempfile
 import time
+from pathlib import Path
 
 from hypolab.audit.findings import audit_samples
 from hypolab.audit.processing import build_samples
 from hypolab.audit.rollouts import Rollout
 from hypolab.audit.tokenizer import offline_qwen25
 from hypolab.chat import vllm_messages
+
+REAL = Path(__file__).resolve().parents[1].parent / "shared" / "realdata" / "rollouts" / "math-python--gpt-4.1-mini__49a7458f.results.jsonl"
 
 WORDS = ("first compute the total cost then subtract the discount and check the units carefully "
          "the interest compounds yearly so multiply by the rate for each year and round down at the end").split()
@@ -54,10 +64,38 @@ def make_rollouts(n: int, seed: int = 0) -> list[Rollout]:
     return out
 
 
+def real_file(path: Path, stack: str, replay: bool, replay_rollouts: int) -> None:
+    """A real file, audited as `hypolab audit --rollouts` does: first without the replay, then the replay alone."""
+    from hypolab.audits import AuditOptions, run_audit
+
+    with tempfile.TemporaryDirectory() as work:
+        start = time.perf_counter()
+        report = run_audit(AuditOptions(rollouts_file=path, stack=stack, replay=False, work_dir=Path(work)))
+        took = time.perf_counter() - start
+        print(f"real file         : {path.name.removesuffix('.results.jsonl')}: {report.lines} lines, {report.rollouts} audited, "
+              f"{report.groups.count if report.groups else 0} groups in {took:.2f} s "
+              f"({report.rollouts / took:.1f} rollouts/s; {', '.join(f.code for f in report.findings)})")
+        if not replay:
+            print("replay            : skipped (--no-replay)")
+            return
+        from hypolab.trainer.replay import replay as run_replay
+
+        from hypolab.audit.rollouts import read_file
+
+        result = run_replay(stack, read_file(path).rollouts, Path(work), limit=replay_rollouts)
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        print(f"replay            : {len(result.rollouts)} rollouts, {result.sequences} sequences through the "
+              f"{stack} trainer in {result.seconds:.1f} s on {cores} cores "
+              f"({result.seconds / max(1, result.sequences):.1f} s per sequence, tiny model built or cached included)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rollouts", type=int, default=1000)
     parser.add_argument("--stack", default="legacy")
+    parser.add_argument("--real", type=Path, default=REAL, help="a vf-eval results.jsonl (or its run directory)")
+    parser.add_argument("--no-replay", action="store_true", help="time the real file without the trainer replay")
+    parser.add_argument("--replay-rollouts", type=int, default=4)
     args = parser.parse_args()
     tok = offline_qwen25()
     rollouts = make_rollouts(args.rollouts)
@@ -81,6 +119,10 @@ def main() -> None:
     print(f"audit             : {n / audit:8.1f} rollouts/s ({audit:.2f} s; the stack's processing alone {processing:.2f} s)")
     print(f"ratio audit/bare  : {audit / bare:.1f}x (goal <= 3x)")
     print(f"findings          : {', '.join(f.code for f in report.findings)}")
+    if args.real.exists():
+        real_file(args.real, args.stack, not args.no_replay, args.replay_rollouts)
+    else:
+        print(f"real file         : {args.real} not found (../shared/realdata beside the checkout)")
 
 
 if __name__ == "__main__":

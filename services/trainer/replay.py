@@ -177,7 +177,15 @@ def _current_env(rollouts: list[Rollout], pairs: list[tuple[int, int]], tokenize
 
 def replay(stack: str, rollouts: list[Rollout], work_dir: Path, limit: int = REPLAY_ROLLOUTS,
            max_seq_len: int = 4096, mask_env_responses: bool = True) -> ReplayResult:
-    """One optimizer step of `stack`'s trainer on a bounded sample of `rollouts`; what its model was fed."""
+    """One optimizer step of `stack`'s trainer on a bounded sample of `rollouts`; what its model was fed.
+
+    What the trainer and its libraries print goes to stderr: stdout is the audit's."""
+    with contextlib.redirect_stdout(sys.stderr):
+        return _replay(stack, rollouts, work_dir, limit, max_seq_len, mask_env_responses)
+
+
+def _replay(stack: str, rollouts: list[Rollout], work_dir: Path, limit: int, max_seq_len: int,
+            mask_env_responses: bool) -> ReplayResult:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from .rehearsal import install_no_sync, tiny_model
@@ -204,8 +212,7 @@ def replay(stack: str, rollouts: list[Rollout], work_dir: Path, limit: int = REP
     trainer = adapter.make_trainer(model, env, args, tokenizer, lora, [])
     hook.install(trainer)
     try:
-        with contextlib.redirect_stdout(sys.stderr):  # the trainer's log lines; stdout is the audit's
-            trainer.train()
+        trainer.train()
     finally:
         for name in ("async_generator", "orchestrator"):
             worker = getattr(trainer, name, None)
