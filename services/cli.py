@@ -40,6 +40,35 @@ def require_installed(command: str, modules: dict[str, str]) -> None:
             raise typer.Exit(2)
 
 
+def bad_input(command: str, message: str) -> None:
+    """One line on stderr naming the mistake (and the valid choices), then exit 2."""
+    typer.echo(f"hypolab {command}: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def check_choice(command: str, option: str, value: str, choices: Any) -> None:
+    if value not in choices:
+        bad_input(command, f"unknown {option} {value!r}; choose one of: {', '.join(choices)}")
+
+
+def runner_choices() -> tuple[str, ...]:
+    from typing import get_args
+
+    from .coordinator.config import CoordinatorSettings
+
+    return get_args(CoordinatorSettings.model_fields["runner"].annotation)
+
+
+def local_token(db: Path) -> tuple[Path, str | None]:
+    """The token file a local coordinator keeps beside its database, and its token (None: no file)."""
+    path = db.with_name(db.name + ".token")
+    return path, (path.read_text().strip() or None) if path.is_file() else None
+
+
+TOKEN_WHERE = ("with Docker: docker compose exec coordinator cat /data/hypolab.sqlite.token; "
+               "a local coordinator keeps it beside its database (hypolab token --db PATH)")
+
+
 def with_train_flags(func: Callable[..., Any]) -> Callable[..., Any]:
     """Give `func` one option per spec field in TRAIN_FLAGS; they reach it as `flags`.
 
@@ -106,26 +135,44 @@ def coordinator(
 def plan(
     hypotheses: list[str] = typer.Argument(..., help="hypothesis ids, e.g. H07"),
     runner: str = typer.Option("local", help="show the workloads as this runner would start them: local or docker"),
-    as_json: bool = typer.Option(False, "--json"),
+    full: bool = typer.Option(False, "--full", help="add each experiment's full config (as it will run)"),
+    as_json: bool = typer.Option(False, "--json", help="print the whole plan as JSON"),
 ) -> None:
-    """Print the resolved plan: order, full configs, diffs to controls, and what would run where."""
+    """What will run, where, and what differs: per experiment the runner, GPUs or CPU
+    rehearsal, the effective settings, the diff to its control and the verdict rule."""
     from .coordinator.plan_view import render_plan
+    from .trainer.config import REHEARSAL_DEFAULTS
 
-    raise typer.Exit(render_plan(hypotheses, runner, as_json))
+    check_choice("plan", "runner", runner, runner_choices())
+    raise typer.Exit(render_plan(hypotheses, runner, as_json, full, REHEARSAL_DEFAULTS))
 
 
 @app.command()
 def run(
     hypotheses: list[str] = typer.Argument(..., help="hypothesis ids, e.g. H07"),
     url: str = typer.Option(COORDINATOR_URL, envvar="HYPOLAB_URL", help="coordinator URL"),
-    token: str = typer.Option(..., envvar="HYPOLAB_TOKEN", help="API token", show_default=False),
+    token: Optional[str] = typer.Option(None, envvar="HYPOLAB_TOKEN", show_default=False,
+                                        help="API token [default: the one beside ./hypolab.sqlite]"),
     follow: bool = typer.Option(True, help="follow progress until the hypotheses have verdicts"),
     timeout: float = typer.Option(0, help="stop following after this many seconds (0: never)"),
 ) -> None:
     """Submit hypotheses to the coordinator and follow them with a live progress display."""
     from .coordinator.client import follow_run
 
+    if not token:
+        path, token = local_token(Path("hypolab.sqlite"))
+        if token is None:
+            bad_input("run", f"no API token: set HYPOLAB_TOKEN ({TOKEN_WHERE}; none at {path})")
     raise typer.Exit(follow_run(url, token, hypotheses, follow=follow, timeout_s=timeout))
+
+
+@app.command()
+def token(db: Path = typer.Option(Path("hypolab.sqlite"), help="the local coordinator's database")) -> None:
+    """Print a local coordinator's API token: export HYPOLAB_TOKEN=$(hypolab token)."""
+    path, found = local_token(db)
+    if found is None:
+        bad_input("token", f"no token file at {path}: start the coordinator once (it writes one); {TOKEN_WHERE}")
+    typer.echo(found)
 
 
 @app.command()
@@ -334,5 +381,26 @@ def version() -> None:
     typer.echo(__version__)
 
 
+#: typer's type tags (`<list[str]>`, `<float range>`) as the plain metavars help readers know
+PLAIN_METAVARS = {"str": "TEXT", "list[str]": "TEXT", "int": "N", "int range": "N", "float": "X",
+                  "float range": "X", "path": "PATH", "file": "FILE", "directory": "DIR"}
+
+
+def plain_help(command: Any) -> Any:
+    """The click command with plain metavars (TEXT, N, X, PATH) on every option and argument."""
+    for sub in getattr(command, "commands", {}).values():
+        plain_help(sub)
+    for param in getattr(command, "params", []):
+        if param.metavar is not None or getattr(param, "is_flag", False):
+            continue
+        if param.param_type_name == "argument":  # its name says it all: no tag after it
+            param.metavar = param.name.upper()
+            param.display_type_rich = lambda ctx: None
+            continue
+        tag = param.display_type(None).strip("<>")
+        param.metavar = PLAIN_METAVARS.get(tag, tag.upper() if "|" not in tag else f"[{tag}]")
+    return command
+
+
 def main() -> None:
-    app()
+    plain_help(typer.main.get_command(app))()
