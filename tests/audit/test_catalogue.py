@@ -19,7 +19,9 @@ def test_every_code_is_documented_with_its_severity_and_unit():
     for c in CODES:
         section = doc.split(f"### {c.code}\n", 1)
         assert len(section) == 2, f"{c.code} missing from docs/audit.md"
-        assert f"severity **{c.severity}**, counted in **{c.unit}**" in section[1].split("###", 1)[0]
+        text = section[1].split("###", 1)[0]
+        assert f"severity **{c.severity}**, counted in **{c.unit}**" in text
+        assert c.meaning in text and c.template.replace("{", "‹").replace("}", "›") in text  # the catalogue's own words
     assert len(CATALOGUE) == len(CODES) and {c.unit for c in CODES} <= {"rollouts", "turns", "tokens"}
 
 
