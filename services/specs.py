@@ -32,11 +32,29 @@ _DERIVED_KEYS = {"spec", "vary", "name", "description"}
 
 
 class SpecError(ValueError):
-    """A spec that cannot be used; names the file, the field and the reason."""
+    """A spec that cannot be used; names the file, the field and the reason.
 
-    def __init__(self, file: Path | str, field: str, reason: str):
+    `more` carries the file's other problems, so that one message names them all:
+    `H90.yaml: 3 problems: title: Field required; criteria: Field required; ...`.
+    """
+
+    def __init__(self, file: Path | str, field: str, reason: str, more: list[tuple[str, str]] | None = None):
         self.file, self.field, self.reason = str(file), field, reason
-        super().__init__(f"{file}: {field}: {reason}")
+        self.problems = [(field, reason), *(more or [])]
+        if len(self.problems) == 1:
+            super().__init__(f"{file}: {field}: {reason}")
+        else:
+            listed = "; ".join(f"{f}: {r}" for f, r in self.problems)
+            super().__init__(f"{file}: {len(self.problems)} problems: {listed}")
+
+    @classmethod
+    def of(cls, file: Path | str, problems: list[tuple[str, str]]) -> "SpecError":
+        return cls(file, *problems[0], more=problems[1:])
+
+
+def validation_problems(exc: ValidationError) -> list[tuple[str, str]]:
+    """Every (field, reason) pydantic found, in order."""
+    return [(".".join(str(p) for p in err["loc"]) or "-", err["msg"]) for err in exc.errors()]
 
 
 class ResolvedExperiment(StrictModel):
@@ -111,9 +129,7 @@ def _validate(path: Path, data: dict[str, Any]) -> ExperimentSpec:
     try:
         return ExperimentSpec.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"]) or "-"
-        raise SpecError(path, field, err["msg"]) from None
+        raise SpecError.of(path, validation_problems(exc)) from None
 
 
 def _raw_resolved(path: Path, seen: tuple[str, ...]) -> tuple[dict[str, Any], str | None, dict]:
@@ -145,6 +161,9 @@ def load_experiment(name_or_path: str | Path, directory: Path = EXPERIMENTS_DIR)
     path = Path(name_or_path)
     if path.suffix not in (".yaml", ".yml"):
         path = directory / f"{name_or_path}.yaml"
+        if not path.exists():
+            known = ", ".join(sorted(p.stem for p in directory.glob("*.yaml")))
+            raise SpecError(path, "-", f"unknown experiment spec {str(name_or_path)!r}; known: {known}")
     raw, control, vary = _raw_resolved(path, (path.stem,))
     spec = _validate(path, raw)
     result = ResolvedExperiment(spec=spec, file=str(path), control=control, vary=vary)
@@ -168,6 +187,35 @@ def _rule_experiments(rule: Any) -> list[tuple[str, str]]:
     return [("experiment", rule.experiment)]
 
 
+def _cross_problems(hyp: HypothesisSpec, found: dict[str, tuple[Path, HypothesisSpec]],
+                    experiments_dir: Path) -> list[tuple[str, str]]:
+    """Every (field, reason) where a valid hypothesis disagrees with the specs or the others."""
+    problems: list[tuple[str, str]] = []
+    ids = [e.id for e in hyp.experiments]
+    for dupe in sorted({i for i in ids if ids.count(i) > 1}):
+        problems.append(("experiments", f"duplicate experiment id {dupe!r}"))
+    for i, exp in enumerate(hyp.experiments):
+        if not (experiments_dir / f"{exp.spec}.yaml").exists():
+            known = ", ".join(sorted(p.stem for p in experiments_dir.glob("*.yaml")))
+            problems.append((f"experiments.{i}.spec", f"no experiment spec {exp.spec!r}; known: {known}"))
+        if exp.control is not None:
+            owner, _, cid = exp.control.rpartition(".")
+            if owner and (owner not in hyp.after or owner not in found):
+                problems.append((f"experiments.{i}.control", f"{owner} is not a hypothesis in `after`"))
+                continue
+            pool = [e.id for e in found[owner][1].experiments] if owner else [x for x in ids if x != exp.id]
+            if cid not in pool:
+                problems.append((f"experiments.{i}.control", f"unknown control experiment {exp.control!r}"))
+    for outcome in ("validated", "invalidated"):
+        for field, eid in _rule_experiments(getattr(hyp.verdict, outcome)):
+            if eid not in ids:
+                problems.append((f"verdict.{outcome}.{field}", f"names unknown experiment {eid!r}"))
+    for field, targets in (("after", hyp.after), ("next.validated", hyp.next.validated),
+                           ("next.invalidated", hyp.next.invalidated)):
+        problems += [(field, f"unknown hypothesis {t!r}") for t in targets if t not in found]
+    return problems
+
+
 def load_hypotheses(
     directory: Path = HYPOTHESES_DIR, experiments_dir: Path | None = None
 ) -> dict[str, HypothesisSpec]:
@@ -179,37 +227,15 @@ def load_hypotheses(
         try:
             hyp = HypothesisSpec.model_validate(data)
         except ValidationError as exc:
-            err = exc.errors()[0]
-            field = ".".join(str(p) for p in err["loc"]) or "-"
-            raise SpecError(path, field, err["msg"]) from None
+            raise SpecError.of(path, validation_problems(exc)) from None
         if hyp.id in found:
             raise SpecError(path, "id", f"{hyp.id} is also defined in {found[hyp.id][0]}")
         found[hyp.id] = (path, hyp)
 
-    for hid, (path, hyp) in found.items():
-        ids = [e.id for e in hyp.experiments]
-        dupes = {i for i in ids if ids.count(i) > 1}
-        if dupes:
-            raise SpecError(path, "experiments", f"duplicate experiment id {sorted(dupes)[0]!r}")
-        for i, exp in enumerate(hyp.experiments):
-            if not (experiments_dir / f"{exp.spec}.yaml").exists():
-                raise SpecError(path, f"experiments.{i}.spec", f"no experiment spec {exp.spec!r} in {experiments_dir}")
-            if exp.control is not None:
-                owner, _, cid = exp.control.rpartition(".")
-                if owner and (owner not in hyp.after or owner not in found):
-                    raise SpecError(path, f"experiments.{i}.control", f"{owner} is not a hypothesis in `after`")
-                pool = [e.id for e in found[owner][1].experiments] if owner else [x for x in ids if x != exp.id]
-                if cid not in pool:
-                    raise SpecError(path, f"experiments.{i}.control", f"unknown control experiment {exp.control!r}")
-        for outcome in ("validated", "invalidated"):
-            for field, eid in _rule_experiments(getattr(hyp.verdict, outcome)):
-                if eid not in ids:
-                    raise SpecError(path, f"verdict.{outcome}.{field}", f"names unknown experiment {eid!r}")
-        for field, targets in (("after", hyp.after), ("next.validated", hyp.next.validated),
-                               ("next.invalidated", hyp.next.invalidated)):
-            for target in targets:
-                if target not in found:
-                    raise SpecError(path, field, f"unknown hypothesis {target!r}")
+    for path, hyp in found.values():
+        problems = _cross_problems(hyp, found, experiments_dir)
+        if problems:
+            raise SpecError.of(path, problems)
 
     # `after` must be acyclic (depth-first search with colours)
     state: dict[str, int] = {}

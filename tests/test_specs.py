@@ -104,3 +104,34 @@ def test_diff_counts_defaults():
     a = ExperimentSpec(name="a", env="gsm8k", model="m")
     b = ExperimentSpec(name="b", env="gsm8k", model="m", training={"beta": 0.0})
     assert [(d.path, d.control, d.treatment) for d in diff_configs(a, b)] == [("training.beta", 0.001, 0.0)]
+
+
+def test_a_hypothesis_file_with_several_problems_reports_them_all(tmp_path):
+    from hypolab.specs import load_hypotheses
+
+    hyps, exps = tmp_path / "hypotheses", tmp_path / "experiments"
+    hyps.mkdir(), exps.mkdir()
+    write(exps, "base", BASE)
+    # three required fields missing: one message names all three
+    (hyps / "H01.yaml").write_text("id: H01\npriority: 0\norder: 1\nexperiments: [{id: a, spec: base}]\n")
+    with pytest.raises(SpecError) as err:
+        load_hypotheses(hyps, exps)
+    assert len(err.value.problems) == 3 and "H01.yaml: 3 problems:" in str(err.value)
+    assert all(f in str(err.value) for f in ("title: Field required", "criteria: Field required", "verdict: Field required"))
+    assert "\n" not in str(err.value)
+    # valid alone, wrong against the specs and the other hypotheses: every problem at once
+    (hyps / "H01.yaml").write_text(
+        "id: H01\ntitle: t\npriority: 0\norder: 1\ncriteria: {validated: v, invalidated: i}\n"
+        "experiments: [{id: a, spec: nosuch}]\nafter: [H42]\n"
+        "verdict: {validated: {rule: improves, experiment: a}, invalidated: {rule: improves, experiment: b}}\n")
+    with pytest.raises(SpecError) as err:
+        load_hypotheses(hyps, exps)
+    assert [f for f, _ in err.value.problems] == ["experiments.0.spec", "verdict.invalidated.experiment", "after"]
+    assert "no experiment spec 'nosuch'; known: base" in str(err.value)
+
+
+def test_unknown_spec_name_lists_the_known_ones(tmp_path):
+    write(tmp_path, "base", BASE)
+    write(tmp_path, "other", BASE)
+    with pytest.raises(SpecError, match=r"unknown experiment spec 'nope'; known: base, other"):
+        load_experiment("nope", tmp_path)
