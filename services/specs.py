@@ -41,10 +41,11 @@ class SpecError(ValueError):
     def __init__(self, file: Path | str, field: str, reason: str, more: list[tuple[str, str]] | None = None):
         self.file, self.field, self.reason = str(file), field, reason
         self.problems = [(field, reason), *(more or [])]
-        if len(self.problems) == 1:
-            super().__init__(f"{file}: {field}: {reason}")
+        said = [r if f == "-" else f"{f}: {r}" for f, r in self.problems]  # "-": the file as a whole
+        if len(said) == 1:
+            super().__init__(f"{file}: {said[0]}")
         else:
-            listed = "; ".join(f"{f}: {r}" for f, r in self.problems)
+            listed = "; ".join(said)
             super().__init__(f"{file}: {len(self.problems)} problems: {listed}")
 
     @classmethod
