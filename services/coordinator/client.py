@@ -55,7 +55,8 @@ class Board:
             for i, e in enumerate(by_hyp.get(h["id"], []) or [None]):
                 table.add_row(
                     h["id"] if i == 0 else "", h["title"] if i == 0 else "", _styled(status) if i == 0 else "",
-                    short_id(e["id"], h["id"]) if e else "—", _styled(e["status"]) if e else "",
+                    short_id(e["id"], h["id"]) + ("*" if e.get("rehearsal") else "") if e else "—",
+                    _styled(e["status"]) if e else "",
                     str(self.last_steps.get(e["id"], "")) if e else "",
                 )
         return table
@@ -65,6 +66,8 @@ class Board:
         natural = Measurement.get(console, options.update_width(1000), self.table(title_width)).maximum
         excess = natural - options.max_width
         yield self.table(max(8, title_width - max(0, excess)))
+        if any(e.get("rehearsal") for e in self.experiments):
+            yield Text("* a CPU rehearsal: a few small steps on one process, not the planned run")
         for h in self.hypotheses:
             sentence = (h.get("verdict") or {}).get("sentence")
             if sentence:  # the verdicts' sentences start with their hypothesis' id

@@ -36,3 +36,17 @@ def test_a_wide_terminal_shows_the_titles_longer():
     narrow = next(line for line in render(80) if line.split()[:1] == ["H07"])
     wide = next(line for line in render(160) if line.split()[:1] == ["H07"])
     assert len(wide.split("…")[0]) > len(narrow.split("…")[0])
+
+
+def test_rehearsals_are_marked_and_explained():
+    hyps = [{"id": "H06", "title": "Library sanity", "status": "testing", "queued": False, "verdict": None}]
+    exps = [{"id": "H06.gsm8k", "hypothesis_id": "H06", "status": "running", "rehearsal": 1},
+            {"id": "H06.audit", "hypothesis_id": "H06", "status": "running", "rehearsal": 0}]
+    console = Console(width=80, record=True, color_system=None)
+    console.print(board_table(hyps, exps))
+    lines = console.export_text().splitlines()
+    assert any("gsm8k*" in line.split() for line in lines) and any("audit" in line.split() for line in lines)
+    assert "* a CPU rehearsal: a few small steps on one process, not the planned run" in lines
+    console = Console(width=80, record=True, color_system=None)
+    console.print(board_table(hyps, [{**exps[0], "rehearsal": 0}]))
+    assert "rehearsal" not in console.export_text()
