@@ -7,7 +7,7 @@
 #   - the official vLLM image of the stack's vLLM version (the default, `make images`):
 #     its vllm and torch must be the stack's pins, and are used as they are; or
 #   - a plain Debian base without an image registry (`make base-image`, then
-#     `make images GPU_BASE_IMAGE=hypolab/base:bookworm`): the pinned CUDA wheels of
+#     `make images-gpu GPU_BASE_IMAGE=hypolab/base:bookworm`): the pinned CUDA wheels of
 #     torch and vllm come from the package index, plus a C compiler and Python headers
 #     (Triton compiles its kernel launchers at run time).
 #
