@@ -128,6 +128,7 @@ def test_board_experiment_and_audit_pages(browser, lab):
     browser.save_screenshot(str(ARTIFACTS / "experiment.png"))
     browser.get(lab.url + "/")
     wait_for(lambda: text_of(browser, "[data-hypothesis=H06] .exps .rehearsal") == "rehearsal", what="board badge")
+    browser.save_screenshot(str(ARTIFACTS / "board-rehearsal.png"))
     browser.get(lab.url + "/#/experiment/H06.gsm8k")
     wait_for(lambda: points("reward") > 0, what="experiment page again")
 
