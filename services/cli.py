@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import inspect
 import json
+import sys
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import typer
 
@@ -57,6 +59,21 @@ def runner_choices() -> tuple[str, ...]:
     from .coordinator.config import CoordinatorSettings
 
     return get_args(CoordinatorSettings.model_fields["runner"].annotation)
+
+
+@contextlib.contextmanager
+def result_only(verbose: bool) -> Iterator[None]:
+    """Stdout keeps the command's result: what libraries print goes to stderr (the log), and
+    info-level log lines (verifiers sets its own levels, so: all of them) only with --verbose."""
+    import logging
+
+    if not verbose:
+        logging.disable(logging.INFO)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        logging.disable(logging.NOTSET)
 
 
 def local_token(db: Path) -> tuple[Path, str | None]:
@@ -275,6 +292,7 @@ def train(
     flags: dict[str, Any] = {},  # the spec's fields as flags (with_train_flags): --batch-size, --lora-r, ...
     no_peft: bool = typer.Option(False, "--no-peft", help="full fine-tuning: sets training.lora to null"),
     check_only: bool = typer.Option(False, "--check", help="resolve and check, print the config, do not train"),
+    verbose: bool = typer.Option(False, "--verbose", help="the libraries' info log lines too (on stderr)"),
 ) -> None:
     """Train one experiment with the installed stack's own verifiers trainer (run under accelerate launch)."""
     require_installed("train", {"verifiers": "a stack (verifiers, legacy or current)"})
@@ -290,7 +308,8 @@ def train(
             return
         from .trainer.run import train as run_training
 
-        summary = run_training(run)
+        with result_only(verbose):  # stdout: the summary alone
+            summary = run_training(run)
     except (RunError, StackMismatch) as exc:
         typer.echo(f"hypolab train: {exc}", err=True)
         raise typer.Exit(2) from None

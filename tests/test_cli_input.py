@@ -58,3 +58,17 @@ def test_token_and_database_files_are_git_ignored():
     names = ["hypolab.sqlite", "hypolab.sqlite.token", "hypolab.sqlite-wal", "lab/x.sqlite.token"]
     out = subprocess.run(["git", "check-ignore", "--no-index", *names], capture_output=True, text=True, cwd=ROOT)
     assert out.stdout.split() == names
+
+
+def test_a_rehearsal_prints_its_summary_alone_and_no_info_chatter(tmp_path: Path):
+    """stdout is the result (JSON); the trainer's metric dicts and progress go to stderr,
+    and the libraries' INFO lines only with --verbose."""
+    pytest.importorskip("verifiers")
+    out = hypolab("train", "--spec", str(ROOT / "configs/experiments/math-python.yaml"), "--rehearsal",
+                  "--max-steps", "1", "--output-dir", str(tmp_path / "out"), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    import json
+
+    summary = json.loads(out.stdout)  # nothing else on stdout
+    assert summary["rehearsal"] is True and summary["global_step"] == 1
+    assert " - INFO - " not in out.stderr
