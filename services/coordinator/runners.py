@@ -1,10 +1,11 @@
 """Runners: how the coordinator starts, watches and stops a workload.
 
-Two implementations of one small interface (`Runner`: describe, start, poll, stop, plus
-the command templates it runs by default):
+Three implementations of one small interface (`Runner`: describe, start, poll, stop, plus
+the command templates it runs by default and the room it has for trainings):
 - `LocalRunner`: subprocesses on this machine (the embedded default, CPU tests);
 - `DockerRunner` (docker_runner.py): containers through the Docker SDK, defined by
-  compose.yaml's own services.
+  compose.yaml's own services;
+- `RayRunner` (ray_runner.py): Ray jobs on a Ray cluster, as many at once as it has GPUs.
 `build_runner(settings)` picks one; `fill_command` fills a template for one experiment.
 
 Every workload writes its output to a log file the coordinator tails (log view, metric
@@ -36,6 +37,16 @@ TRAIN_ARGS = ["train", "--spec", "{spec}", "--experiment-id", "{experiment_id}",
 AUDIT_ARGS = ["audit", "--env", "{env}", "--stack", "{stack}", "--scripted", "--json", "{output_dir}/audit.json"]
 
 
+def training_gpus(config: dict[str, Any]) -> int:
+    """GPUs one training needs on one node: vLLM's, then one per trainer process."""
+    return 1 + int(config.get("training", {}).get("num_processes", 1))
+
+
+def submission_id(lab_id: str, experiment_id: str, attempt: int) -> str:
+    """One cluster job per lab, experiment and attempt: submitting it again starts nothing new."""
+    return f"hypolab-{lab_id}-{experiment_id}-{attempt}"
+
+
 def fill_command(template: list[str], eid: str, config: dict[str, Any], output_dir: Path, coordinator: str) -> list[str]:
     """Placeholders in a command template, from validated values only; no shell ever sees it.
 
@@ -49,6 +60,10 @@ def fill_command(template: list[str], eid: str, config: dict[str, Any], output_d
     return [part.format(**values) for part in template]
 
 
+class RunnerUnavailable(RuntimeError):
+    """The runner's backend does not answer (a cluster's address); a one-line message."""
+
+
 class Launch(StrictModel):
     """One workload to start."""
 
@@ -57,6 +72,8 @@ class Launch(StrictModel):
     command: list[str]
     env: dict[str, str] = {}
     gpus: list[int] = []
+    num_gpus: int = 0  # how many a cluster runner reserves (vLLM + trainer processes)
+    submission_id: str = ""  # per lab, experiment and attempt (runners that submit jobs)
     stack: str = "legacy"
     log_path: Path
 
@@ -98,6 +115,21 @@ class Runner(ABC):
     def trainer_gpus(self) -> list[int]:
         return []
 
+    def attach_lab(self, lab_id: str) -> None:
+        """The lab's id (from its store), which names a cluster runner's jobs."""
+
+    def training_slots(self, gpus: int, running: int) -> int:
+        """How many more trainings of `gpus` GPUs can start now: one GPU set here."""
+        return 0 if running else 1
+
+    def infeasible(self, gpus: int) -> str:
+        """Why a training of `gpus` GPUs could never start here ('' when it could)."""
+        return ""
+
+    def end_reason(self, handle: str) -> str:
+        """The runner's own account of how a finished workload ended ('' when its exit code is all)."""
+        return ""
+
     def default_commands(self) -> tuple[list[str], list[str]]:
         """Trainer and audit command templates ({placeholders} filled per experiment).
 
@@ -119,6 +151,11 @@ def build_runner(settings: "CoordinatorSettings") -> Runner:
 
         config = load_compose_config(ROOT, settings.compose_files, settings.compose_project)
         return DockerRunner(config, settings.compose_project)
+    if settings.runner == "ray":
+        from .ray_runner import RayRunner
+
+        return RayRunner(settings.ray_address or "http://127.0.0.1:8265", rehearsal=settings.rehearsal,
+                         workdir=settings.data_dir, stop_grace_s=settings.ray_stop_grace_s)
     return LocalRunner(settings.data_dir, settings.trainer_gpus, outputs=settings.data_dir / "outputs")
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import sqlite3
 import threading
 import time
@@ -26,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..contracts import ExperimentStatus, HypothesisStatus
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -79,6 +80,13 @@ CREATE TABLE IF NOT EXISTS metrics (
     value         REAL NOT NULL,
     time          REAL NOT NULL,
     PRIMARY KEY (experiment_id, step, name)
+);
+CREATE TABLE IF NOT EXISTS submissions (
+    submission_id TEXT PRIMARY KEY,
+    experiment_id TEXT NOT NULL,
+    attempt       INTEGER NOT NULL,
+    runner        TEXT NOT NULL,
+    submitted_at  REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS events (
     seq     INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -165,6 +173,16 @@ class EventRow(_Row):
     time: float
     type: str
     payload: dict[str, Any]
+
+
+class SubmissionRow(_Row):
+    """One job submitted to a cluster runner (Ray): one per experiment and attempt."""
+
+    submission_id: str
+    experiment_id: str
+    attempt: int
+    runner: str
+    submitted_at: float
 
 
 class MetricPoint(TypedDict):
@@ -273,6 +291,15 @@ class Store:
     def set_meta(self, key: str, value: Any) -> None:
         self._exec("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
                    (key, json.dumps(value)))
+
+    def lab_id(self) -> str:
+        """This database's lab: a random id made once, which names its jobs on a shared cluster."""
+        with self._lock:
+            lab = self.get_meta("lab_id")
+            if lab is None:
+                lab = secrets.token_hex(4)
+                self.set_meta("lab_id", lab)
+            return lab
 
     def schema_version(self) -> int:
         return int(self.get_meta("schema_version"))
@@ -397,6 +424,20 @@ class Store:
                 self.emit("experiment", {"id": eid, "status": str(fields["status"]), "previous": str(before.status),
                                          "exit_code": fields.get("exit_code", before.exit_code),
                                          "reason": fields.get("reason", before.reason)})
+
+    # -- submissions ---------------------------------------------------------------------
+
+    def add_submission(self, row: SubmissionRow) -> None:
+        """Record a cluster job; call it in the transaction that marks its experiment running."""
+        self._exec("INSERT OR IGNORE INTO submissions(submission_id, experiment_id, attempt, runner, submitted_at) "
+                   "VALUES (?, ?, ?, ?, ?)", (row.submission_id, row.experiment_id, row.attempt, row.runner,
+                                               row.submitted_at))
+
+    def submissions(self, experiment_id: str | None = None) -> list[SubmissionRow]:
+        sql, args = "SELECT * FROM submissions", []
+        if experiment_id:
+            sql, args = sql + " WHERE experiment_id = ?", [experiment_id]
+        return [SubmissionRow(**r) for r in self._query(sql + " ORDER BY submitted_at", args)]
 
     # -- metrics -------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from ...contracts import DECIDED, FINISHED, RETRYABLE, ExperimentStatus, HypothesisStatus, MetricEvent
 from ..planner import run_order
+from ..runners import training_gpus
 from ..store import ExperimentRow
 from .workspace import LabError, Workspace, tail
 
@@ -54,12 +55,23 @@ class Intake:
                 p = refused[0]
                 raise LabError(422, f"refused: {p.id} differs from its control {p.control_id} in undeclared "
                                     f"field(s) {', '.join(p.undeclared)}; declare them in `vary`")
+            self._refuse_infeasible(order)
             with store.transaction():
                 run_id = store.add_run(request_key, order)
                 for hid in order:
                     if store.hypothesis(hid).status == HypothesisStatus.untested:
                         store.set_hypothesis(hid, HypothesisStatus.untested, queued=True)
             return RunReceipt(run_id=run_id, hypotheses=order, created=True)
+
+    def _refuse_infeasible(self, order: list[str]) -> None:
+        """A training no node of the runner could ever hold is refused now, not left waiting unseen."""
+        for p in (p for hid in order for p in self.ws.plans[hid] if p.kind == "train"):
+            try:
+                why = self.ws.runner.infeasible(training_gpus(p.spec.model_dump(mode="json")))
+            except RuntimeError as exc:  # the cluster does not answer
+                raise LabError(503, str(exc)) from None
+            if why:
+                raise LabError(422, f"refused: {p.id} {why}")
 
     def cancel(self, eid: str) -> ExperimentRow:
         """Mark it cancelled now; its workload is stopped (SIGTERM, then kill) outside the lock."""

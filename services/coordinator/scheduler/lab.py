@@ -56,7 +56,8 @@ class Lab:
     ):
         kwargs = {"experiments_dir": experiments_dir} if experiments_dir else {}
         plans = {hid: plan_hypothesis(h, hypotheses, **kwargs) for hid, h in hypotheses.items()}
-        self.ws = Workspace(store, runner, hypotheses, plans, data_dir)
+        self.ws = Workspace(store, runner, hypotheses, plans, data_dir, lab_id=store.lab_id())
+        runner.attach_lab(self.ws.lab_id)
         self._lock = threading.RLock()
         self.vllm = VllmServer(self.ws, vllm_command, vllm_url, coordinator_url)
         self.requests = Intake(self.ws, self._lock)
@@ -121,9 +122,11 @@ class Lab:
         for exp in self.store.experiments(status=ExperimentStatus.queued):
             handle = live.get(exp.id)
             if handle:
-                self.store.update_experiment(exp.id, status=ExperimentStatus.running, handle=handle,
-                                             started_at=time.time(), attempts=exp.attempts + 1,
-                                             reason="adopted after a restart")
+                with self.store.transaction():
+                    self.store.update_experiment(exp.id, status=ExperimentStatus.running, handle=handle,
+                                                 started_at=time.time(), attempts=exp.attempts + 1,
+                                                 reason="adopted after a restart")
+                    self.launcher.record_submission(exp.id, handle, exp.attempts + 1)
                 self.runner.attach_logs(handle, self.log_path(exp.id))
 
     # -- the scheduling step ---------------------------------------------------------------

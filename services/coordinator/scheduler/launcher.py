@@ -2,8 +2,10 @@
 
 `activate()` starts hypotheses whose `after` ids all have a verdict (priority, then
 order), creating their experiments as `queued`. `launch()` starts work: audits on CPU
-alongside (at most `max_parallel_audits`), one training at a time on the trainer GPU
-set once vLLM serves its model and stack.
+alongside (at most `max_parallel_audits`), and trainings in queue order as long as the
+runner has room (`Runner.training_slots`: one GPU set for the local and docker runners,
+the cluster's free GPUs for Ray) and vLLM serves the model and stack (when the lab
+manages one). A training no node could ever hold fails with the runner's reason.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ import time
 import yaml
 
 from ...contracts import DECIDED, ExperimentStatus, HypothesisStatus, Verdict
-from ..runners import Launch, Role, fill_command
-from ..store import ExperimentRow
+from ..runners import Launch, Role, fill_command, submission_id, training_gpus
+from ..store import ExperimentRow, SubmissionRow
 from .vllm import VllmServer
 from .workspace import Workspace
 
@@ -71,27 +73,48 @@ class Launcher:
         audits_running = sum(1 for e in running if e.kind == "audit")
         for exp in self.queue("audit")[: max(0, self.max_parallel_audits - audits_running)]:
             self.start(exp, "audit")
-        if any(e.kind == "train" for e in running):
-            return
-        queue = self.queue("train")
-        if not queue:
-            self.paused = ""
-        elif self.vllm.ready(queue[0]):
-            self.paused = ""
-            self.start(queue[0], "trainer")
-        else:
-            self.paused = f"training waits for vLLM: {self.vllm.detail}"
+        running_trainings = sum(1 for e in running if e.kind == "train")
+        self.paused = self._launch_trainings(running_trainings)  # one assignment: /api/health reads it unlocked
+
+    def _launch_trainings(self, running: int) -> str:
+        """Start queued trainings in order while there is room; why the rest waits ('' when none does)."""
+        for exp in self.queue("train"):  # in order: a training that must wait holds back those after it
+            need = training_gpus(exp.config)
+            try:
+                why, room = self.ws.runner.infeasible(need), self.ws.runner.training_slots(need, running)
+            except RuntimeError as exc:  # the cluster does not answer: ask again next tick
+                return f"training waits for the runner: {exc}"
+            if why:
+                self.ws.store.update_experiment(exp.id, status=ExperimentStatus.failed, reason=f"refused: {why}",
+                                                finished_at=time.time())
+                continue
+            if room <= 0:
+                return f"training waits for GPUs: {need} needed, none free ({running} running)"
+            if not self.vllm.ready(exp):
+                return f"training waits for vLLM: {self.vllm.detail}"
+            if self.start(exp, "trainer"):
+                running += 1
+        return ""
 
     def launch_for(self, exp: ExperimentRow, role: Role) -> Launch:
         template = self.trainer_command if role == "trainer" else self.audit_command
         gpus = self.ws.runner.trainer_gpus() if role == "trainer" else []
         command = fill_command(template, exp.id, exp.config, self.ws.output_dir(exp.id), self.coordinator_url)
         return Launch(experiment_id=exp.id, role=role, command=command, gpus=gpus, stack=exp.config["stack"],
+                      num_gpus=training_gpus(exp.config) if role == "trainer" else 0,
+                      submission_id=submission_id(self.ws.lab_id, exp.id, exp.attempts + 1),
                       log_path=self.ws.log_path(exp.id),
                       env={"HYPOLAB_TOKEN": self.token, "HYPOLAB_EXPERIMENT_ID": exp.id,
                            "HYPOLAB_COORDINATOR": self.coordinator_url})
 
-    def start(self, exp: ExperimentRow, role: Role) -> None:
+    def record_submission(self, eid: str, handle: str, attempt: int) -> None:
+        """A cluster job's submission id, kept with the state change that names it (same transaction)."""
+        if self.ws.runner.name == "ray":
+            self.ws.store.add_submission(SubmissionRow(submission_id=handle, experiment_id=eid, attempt=attempt,
+                                                       runner=self.ws.runner.name, submitted_at=time.time()))
+
+    def start(self, exp: ExperimentRow, role: Role) -> bool:
+        """Start its workload; False when the runner could not (the experiment failed)."""
         out = self.ws.output_dir(exp.id)
         out.mkdir(parents=True, exist_ok=True)
         (out / "spec.yaml").write_text(yaml.safe_dump(exp.config, sort_keys=False))
@@ -104,8 +127,11 @@ class Launcher:
             self.ws.store.update_experiment(exp.id, status=ExperimentStatus.failed,
                                             reason=f"could not start: {exc}"[:500],
                                             finished_at=time.time(), attempts=exp.attempts + 1)
-            return
+            return False
         desc = self.ws.runner.describe(launch)
-        self.ws.store.update_experiment(exp.id, status=ExperimentStatus.running, handle=handle,
-                                        container=desc.image or "", gpus=launch.gpus, started_at=time.time(),
-                                        attempts=exp.attempts + 1, rehearsal=int(self.rehearsal), reason="")
+        with self.ws.store.transaction():
+            self.ws.store.update_experiment(exp.id, status=ExperimentStatus.running, handle=handle,
+                                            container=desc.image or "", gpus=launch.gpus, started_at=time.time(),
+                                            attempts=exp.attempts + 1, rehearsal=int(self.rehearsal), reason="")
+            self.record_submission(exp.id, handle, exp.attempts + 1)
+        return True

@@ -44,7 +44,8 @@ class Reaper:
             self.ws.store.update_experiment(exp.id, **fields)
             return
         fields["status"] = ExperimentStatus.failed
-        fields["reason"] = f"exit code {code}" if code >= 0 else "ended without an exit code (killed hard)"
+        fields["reason"] = (self.ws.runner.end_reason(exp.handle or "") or
+                            (f"exit code {code}" if code >= 0 else "ended without an exit code (killed hard)"))
         if exp.kind == "train":
             self.on_training_failed()
         with self.ws.store.transaction():

@@ -41,6 +41,7 @@ class Workspace:
     hypotheses: dict[str, HypothesisSpec]  # in test order: priority, then order
     plans: dict[str, list[PlannedExperiment]]
     data_dir: Path
+    lab_id: str = ""  # names this lab's jobs on a shared cluster (the store's meta)
     #: how far each workload's log has been read for metric lines (a new attempt starts at its end)
     log_offsets: dict[str, int] = field(default_factory=dict)
 
