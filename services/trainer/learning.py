@@ -63,17 +63,20 @@ def tune_args(args: Any) -> Any:
     return args
 
 
-def hypothesis_rule(spec_name: str, directory: Path | None = None) -> dict[str, Any]:
-    """The first `improves` rule of a hypothesis that runs `spec_name` (metric, min_effect)."""
+def hypothesis_rule(spec_name: str, experiment_id: str = "", directory: Path | None = None) -> dict[str, Any]:
+    """The `improves` rule (metric, min_effect) of the hypothesis running this experiment:
+    by the coordinator's experiment id (`H90.short-sums`), else by the spec's name."""
     from ..paths import ROOT
     from ..specs import read_yaml
 
     directory = directory or ROOT / "configs" / "hypotheses"
+    hid, _, eid = experiment_id.partition(".")
     for path in sorted(directory.glob("*.yaml")):
         data = read_yaml(path)
         names = {e.get("id"): e.get("spec") for e in data.get("experiments", [])}
         rule = (data.get("verdict") or {}).get("validated") or {}
-        if rule.get("rule") == "improves" and names.get(rule.get("experiment")) == spec_name:
+        ours = (data.get("id") == hid and rule.get("experiment") == eid) or names.get(rule.get("experiment")) == spec_name
+        if rule.get("rule") == "improves" and ours:
             return {"hypothesis": data.get("id"), "metric": rule.get("metric", "reward"),
                     "min_effect": float(rule.get("min_effect", DEFAULT_RULE["min_effect"]))}
     return dict(DEFAULT_RULE)

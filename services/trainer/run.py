@@ -82,6 +82,35 @@ def train(run: RunConfig, reporter: MetricReporter | None = None, audit_steps: i
         reporter.close()
 
 
+def _model_path(run: RunConfig, out: Path, learns: bool) -> str:
+    """The model to load, with the weight-sync client the run needs installed first."""
+    if learns:  # the real SmolLM2 on CPU, weight sync over HTTP (learning.py)
+        from .smollm import model_dir
+        from .weight_sync import install_http_sync
+
+        install_http_sync()
+        return str(model_dir())
+    if run.rehearsal:
+        from .rehearsal import install_no_sync, tiny_model
+
+        install_no_sync()
+        return str(tiny_model(out / "tiny-model"))
+    return run.spec.model
+
+
+def _rehearsal_server(run: RunConfig, learns: bool, model_path: Path, tokenizer: Any, env: Any) -> Any:
+    """A rehearsal's generation engine on 127.0.0.1, started (None: vLLM serves this run)."""
+    if learns:
+        from .policy_server import PolicyServer
+
+        return PolicyServer(model_path).__enter__()
+    if run.rehearsal:
+        from .scripted_policy import ScriptedPolicy, ScriptedServer, examples_from_dataset
+
+        return ScriptedServer(tokenizer, ScriptedPolicy(examples_from_dataset(env.dataset), seed=0)).__enter__()
+    return None
+
+
 def _train(run: RunConfig, adapter: Any, reporter: MetricReporter, out: Path, audit_steps: int) -> dict[str, Any]:
     import verifiers as vf
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -92,32 +121,13 @@ def _train(run: RunConfig, adapter: Any, reporter: MetricReporter, out: Path, au
     from . import learning
 
     spec = run.spec
-    server = None
     trainer = None
     learns = learning.is_learning(run)
-    if learns:  # the real SmolLM2 on CPU, weight sync over HTTP (learning.py)
-        from .smollm import model_dir
-        from .weight_sync import install_http_sync
-
-        install_http_sync()
-        model_path = str(model_dir())
-    elif run.rehearsal:
-        from .rehearsal import install_no_sync, tiny_model
-        from .scripted_policy import ScriptedPolicy, ScriptedServer, examples_from_dataset
-
-        install_no_sync()
-        model_path = str(tiny_model(out / "tiny-model"))
-    else:
-        model_path = spec.model
+    model_path = _model_path(run, out, learns)
     env = vf.load_environment(spec.env, **_env_args(run))
     tokenizer = AutoTokenizer.from_pretrained(model_path)
-    if learns:
-        from .policy_server import PolicyServer
-
-        server = PolicyServer(Path(model_path)).__enter__()
-        host, port = "127.0.0.1", server.port
-    elif run.rehearsal:
-        server = ScriptedServer(tokenizer, ScriptedPolicy(examples_from_dataset(env.dataset), seed=0)).__enter__()
+    server = _rehearsal_server(run, learns, Path(model_path), tokenizer, env)
+    if server is not None:
         host, port = "127.0.0.1", server.port
     else:
         url = urlparse(run.vllm_url)
@@ -147,9 +157,9 @@ def _train(run: RunConfig, adapter: Any, reporter: MetricReporter, out: Path, au
             callbacks.append(audit_callback(hook, reporter, send_report))
         else:
             t = spec.training
-            callbacks.append(learning.live_verdict_callback(
-                learning.hypothesis_rule(Path(run.spec_file).stem), t.batch_size * t.num_processes
-                * t.gradient_accumulation_steps // t.num_generations, out))
+            groups = t.batch_size * t.num_processes * t.gradient_accumulation_steps // t.num_generations
+            rule = learning.hypothesis_rule(Path(run.spec_file).stem, run.experiment_id)
+            callbacks.append(learning.live_verdict_callback(rule, groups, out))
             probe = learning.fixed_sequence(env, tokenizer)
             probe_before = learning.server_logprobs(server.port, probe, t.temperature)[0]
         trainer = adapter.make_trainer(model, env, args, tokenizer, lora, callbacks)

@@ -52,7 +52,9 @@ def test_a_learning_rehearsal_keeps_its_spec_settings_and_its_flags():
     assert [o.source for o in kept.overrides] == ["set"]
     tiny = resolve_run("gsm8k", rehearsal=True)
     assert keep_spec_settings(tiny) is tiny  # other rehearsals are untouched
-    assert hypothesis_rule("short-sums") == {"hypothesis": "H90", "metric": "reward", "min_effect": 0.1}
+    h90 = {"hypothesis": "H90", "metric": "reward", "min_effect": 0.1}
+    assert hypothesis_rule("short-sums") == h90
+    assert hypothesis_rule("spec", "H90.short-sums") == h90  # the coordinator's copy: outputs/<id>/spec.yaml
 
 
 def test_two_real_steps_sync_the_trainers_weights_to_the_server(cache, tmp_path):
