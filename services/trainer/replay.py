@@ -70,7 +70,8 @@ def _size(r: Rollout) -> int:
 
 
 def select_pairs(rollouts: list[Rollout], limit: int = REPLAY_ROLLOUTS) -> list[tuple[int, int]]:
-    """Pairs of rollout indices from one group each: the richest shape first, then the shortest."""
+    """Pairs of rollout indices from one group each (at most limit // 2, one per group): the
+    richest shape first, then the shortest. A group of one rollout pairs it with itself."""
     groups: dict[Any, list[int]] = {}
     for i, r in enumerate(rollouts):
         groups.setdefault(r.group if r.group is not None else f"#{i}", []).append(i)
@@ -81,10 +82,7 @@ def select_pairs(rollouts: list[Rollout], limit: int = REPLAY_ROLLOUTS) -> list[
         best = max(_shape(rollouts[i]) for i in pair)
         ranked.append(((-best[0], -best[1], sum(_size(rollouts[i]) for i in pair)), pair))
     ranked.sort()
-    pairs = [pair for _, pair in ranked][: max(1, limit // 2)]
-    while len(pairs) < max(1, limit // 2):  # fewer groups than pairs wanted: reuse them
-        pairs.append(pairs[len(pairs) % len(ranked)])
-    return pairs
+    return [pair for _, pair in ranked][: max(1, limit // 2)]  # fewer groups: fewer pairs, never one twice
 
 
 def _spec(stack: str, model_dir: Path, pairs: int, max_seq_len: int, mask_env_responses: bool) -> ExperimentSpec:
