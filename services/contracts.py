@@ -125,7 +125,7 @@ class HealthReport(StrictModel):
 
     status: Literal["ok", "degraded"]
     version: str
-    runner: Literal["local", "docker"]
+    runner: Literal["local", "docker", "ray"]
     db: ComponentHealth
     vllm: ComponentHealth
     queue: ComponentHealth = ComponentHealth(ok=True, detail="")

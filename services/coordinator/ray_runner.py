@@ -99,7 +99,10 @@ class RayRunner(Runner):
         return nodes
 
     def infeasible(self, gpus: int) -> str:
-        largest = max((total for _, total in self.nodes().values()), default=0)
+        nodes = self.nodes()
+        if not nodes:  # a head (re)starting: no raylet has registered yet
+            raise RayUnreachable(f"Ray at {self.address}: no node alive yet")
+        largest = max(total for _, total in nodes.values())
         if gpus > largest:
             return (f"needs {gpus} GPUs on one node (1 vLLM + {gpus - 1} trainer); the largest node of the "
                     f"Ray cluster at {self.address} has {largest:g}")
@@ -143,6 +146,9 @@ class RayRunner(Runner):
             if "does not exist" in str(exc):
                 self._messages[handle] = LOST.format(sid=handle)
                 self._status[handle] = "LOST"
+                tail = self._tails.pop(handle, None)
+                if tail is not None:
+                    tail.finish()
                 return -1
             return None  # the head is away for now: ask again next tick
         except (ConnectionError, OSError):

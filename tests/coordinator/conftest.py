@@ -34,6 +34,13 @@ class RayCluster:
              "--dashboard-agent-listen-port", str(free_port()), "--metrics-export-port", str(free_port()),
              "--runtime-env-agent-port", str(free_port()), "--disable-usage-stats", env=self.env)
 
+    def restart(self) -> None:
+        """Every raylet stopped and started again on the same ports: Ray's job table is gone."""
+        _ray("stop", "--force", env=self.env, check=False)
+        start_head(self.env, int(self.gcs.rsplit(":", 1)[1]), int(self.address.rsplit(":", 1)[1]))
+        self.start_worker()
+        wait_nodes(self, 2)
+
     def client(self):
         from ray.job_submission import JobSubmissionClient
 
