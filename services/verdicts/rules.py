@@ -130,8 +130,9 @@ def _audit(rule, lookup: Lookup) -> Evidence:
     findings = [f for f in exp.report.get("findings", []) if f.get("code") == rule.check and f.get("count", 1) > 0]
     found = bool(findings)
     count = sum(f.get("count", 1) for f in findings)
+    unit = (findings[0].get("unit") if findings else None) or "times"  # rollouts | turns | tokens
     return Evidence(rule=label, holds=found == rule.present,
-                    detail=f"{exp.id}: {rule.check} {'found ' + str(count) + ' time(s)' if found else 'not found'}",
+                    detail=f"{exp.id}: {rule.check} {f'found ({count} {unit})' if found else 'not found'}",
                     numbers={"count": count, "rollouts": exp.report.get("rollouts")})
 
 
