@@ -254,6 +254,9 @@ class HypothesisSpec(StrictModel):
     experiments: list[ExperimentRef] = Field(..., min_length=1)
     verdict: VerdictRule
     next: NextHypotheses = Field(default_factory=NextHypotheses)
+    lab_rehearsal: bool = Field(False, description=(
+        "a hypothesis about the lab itself (e.g. H90: the pipeline learns and decides): its "
+        "rehearsal runs are its evidence, and its verdict is never evidence about GRPO"))
 
 
 # --- Coordinator state ------------------------------------------------------------------

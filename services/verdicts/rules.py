@@ -6,7 +6,9 @@ returns a Verdict that carries the numbers it was made from. Rules are data; not
 from a spec is ever evaluated as code.
 
 Rehearsal runs (CPU rehearsals of the trainer) are never evidence: a rule over one is
-undecided, so a plan made only of rehearsals ends `inconclusive`, by design.
+undecided, so a plan made only of rehearsals ends `inconclusive`, by design. The one
+exception is a hypothesis about the lab itself (`lab_rehearsal: true`, e.g. H90 "the
+pipeline learns and decides"), whose rehearsal runs are exactly what it is about.
 
 Horizon: a curve rule may say `no_improvement` only once the run cannot take off any
 more — at its planned last step (`ExperimentEvidence.horizon`, see `planned_horizon`),
@@ -154,8 +156,15 @@ def evaluate(rule, lookup: Lookup, futility_after: int | None = None) -> list[Ev
     return [_audit(rule, lookup)]
 
 
+def _rehearsals_count(lookup: Lookup) -> Lookup:
+    """The lookup of a lab hypothesis: its rehearsal runs are judged like any run."""
+    return lambda name, metric: lookup(name, metric).model_copy(update={"rehearsal": False})
+
+
 def decide(hyp: HypothesisSpec, lookup: Lookup, statuses: dict[str, str]) -> Verdict:
     """The hypothesis's status now. `statuses`: experiment name -> status, for all of its experiments."""
+    if hyp.lab_rehearsal:
+        lookup = _rehearsals_count(lookup)
     validated = evaluate(hyp.verdict.validated, lookup, hyp.verdict.futility_after)
     invalidated = evaluate(hyp.verdict.invalidated, lookup, hyp.verdict.futility_after)
     v, i = validated[0].holds, invalidated[0].holds

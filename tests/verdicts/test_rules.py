@@ -70,3 +70,17 @@ def test_all_and_audit_rules():
     audit_running = {**table}
     v = decide(h02, lookup_from(audit_running), {**statuses, "audit-legacy": "running"})
     assert v.status == "validated"  # the lookup says succeeded; statuses only gate "finished"
+
+
+def test_a_lab_hypothesis_is_decided_by_its_rehearsals_and_only_it():
+    """H90 (the pipeline learns and decides) counts its rehearsal runs; H07 never does."""
+    hyps = load_hypotheses()
+    h90, h07 = hyps["H90"], hyps["H07"]
+    assert h90.lab_rehearsal and not h07.lab_rehearsal
+    name = h90.experiments[0].id
+    learns = lookup_from({name: {"rehearsal": True, "status": "running", "series": curve(0.2, 0.7, n=60)}})
+    v = decide(h90, learns, {name: "running"})
+    assert v.status == "validated", v.sentence
+    assert v.evidence[0].numbers["decision"] == "improves"
+    same_runs_for_h07 = lookup_from({"math-python": {"rehearsal": True, "series": curve(0.2, 0.7)}})
+    assert decide(h07, same_runs_for_h07, {e.id: "succeeded" for e in h07.experiments}).status == "inconclusive"
