@@ -28,7 +28,7 @@ LOCAL_BASE_IMAGE ?= hypolab/base:bookworm
 # Defaults to the one pip on this host is told to trust, if any.
 CA_BUNDLE ?= $(PIP_CERT)
 
-.PHONY: help demo install ca-certs bench up down logs status preflight images images-coordinator images-gpu images-check base-image test clean
+.PHONY: help demo demo-learning install ca-certs bench up down logs status preflight images images-coordinator images-gpu images-check base-image test clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-20s %s\n", $$1, $$2}'
@@ -56,6 +56,9 @@ up: $(HYPOLAB) ca-certs ## preflight, then start vllm + coordinator (or the embe
 
 demo: $(HYPOLAB) ## no GPU, no Docker: a local coordinator runs H06+H07 as CPU rehearsals + real audits (~5-7 min)
 	$(HYPOLAB) demo
+
+demo-learning: $(HYPOLAB) ## the learning rehearsal (H90): SmolLM2-135M learns on CPU, the coordinator decides (~15 min)
+	$(HYPOLAB) demo --hypothesis H90 --dir outputs/demo-learning --timeout-s 3600
 
 down: ## stop and remove the stack's containers (volumes are kept)
 	$(COMPOSE) --profile train down

@@ -397,12 +397,16 @@ def audit(
 
 @app.command()
 def demo(directory: Path = typer.Option(Path("outputs/demo"), "--dir", help="database, outputs and the report go here"),
-         timeout_s: float = typer.Option(1800, help="stop following after this many seconds")) -> None:
+         timeout_s: float = typer.Option(1800, help="stop following after this many seconds"),
+         hypothesis: str = typer.Option("H07", "--hypothesis", help="H07 (default) or H90, the learning rehearsal")) -> None:
     """The embedded default on CPU: a local coordinator runs H06+H07 as rehearsals and real audits."""
     require_installed("demo", {"verifiers": "the legacy stack (verifiers==0.1.3.post0)", "fastapi": "the coordinator extra"})
-    from .demo import run_demo
+    from .demo import INTROS, run_demo
 
-    raise typer.Exit(run_demo(directory, timeout_s))
+    if hypothesis not in INTROS:
+        bad_input("demo", f"no demo for hypothesis {hypothesis!r}; choose one of {', '.join(INTROS)}")
+
+    raise typer.Exit(run_demo(directory, timeout_s, hypothesis=hypothesis))
 
 
 @app.command()

@@ -43,7 +43,14 @@ def unfinished(experiments: list[dict]) -> list[str]:
     return [f"{e['id']} {e['status']}" for e in experiments if e["status"] in NOT_SUCCEEDED]
 
 
-def run_demo(directory: Path, timeout_s: float = 1800, port: int | None = None) -> int:
+INTROS = {
+    "H07": "demo: H06 then H07 — trainings are CPU rehearsals (tiny model, scripted policy), audits are real",
+    "H90": "demo: H90, the learning rehearsal — SmolLM2-135M trained on CPU, real weight sync, live verdict "
+           "(about 15 minutes on 2 cores)",
+}
+
+
+def run_demo(directory: Path, timeout_s: float = 1800, port: int | None = None, hypothesis: str = "H07") -> int:
     console = Console()
     directory = directory.resolve()
     directory.mkdir(parents=True, exist_ok=True)
@@ -68,8 +75,8 @@ def run_demo(directory: Path, timeout_s: float = 1800, port: int | None = None) 
             console.print(f"[red]demo: the coordinator did not start; see {directory / 'coordinator.log'}[/]")
             return 1
         console.print(f"demo: coordinator at {url} (SQLite {directory / 'lab.sqlite'}); dashboard at {url}/")
-        console.print("demo: H06 then H07 — trainings are CPU rehearsals (tiny model, scripted policy), audits are real")
-        code = follow_run(url, token, ["H07"], timeout_s=timeout_s)
+        console.print(INTROS.get(hypothesis, f"demo: {hypothesis} (and what it comes after) as CPU rehearsals"))
+        code = follow_run(url, token, [hypothesis], timeout_s=timeout_s)
         headers = {"Authorization": f"Bearer {token}"}
         with httpx.Client(base_url=url, headers=headers, timeout=30) as client:
             exps = client.get("/api/experiments").json()
@@ -82,10 +89,11 @@ def run_demo(directory: Path, timeout_s: float = 1800, port: int | None = None) 
                 for f in report.get("findings", []):
                     if f["code"] == "CONTEXT_HIDDEN_FROM_ATTENTION":
                         console.print(f"  {f['message']}", highlight=False)
-            page = client.get("/api/hypotheses/H07/audit.html")
-            if page.status_code == 200:
-                (directory / "h07-audit.html").write_text(page.text)
-                console.print(f"report: {directory / 'h07-audit.html'} (served at {url}/api/hypotheses/H07/audit.html)")
+            page = client.get(f"/api/hypotheses/{hypothesis}/audit.html")
+            if page.status_code == 200 and any(e.get("kind") == "audit" for e in exps):
+                name = f"{hypothesis.lower()}-audit.html"
+                (directory / name).write_text(page.text)
+                console.print(f"report: {directory / name} (served at {url}/api/hypotheses/{hypothesis}/audit.html)")
             bad = unfinished(exps)
             for e in exps:  # workloads outlive their coordinator: stop what is still going
                 if e["status"] in ("queued", "running"):

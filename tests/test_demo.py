@@ -48,3 +48,11 @@ def test_a_demo_that_does_not_finish_exits_1_naming_the_experiments(tmp_path):
     while not (outputs / "H06.gsm8k" / "exit_code").exists() and time.monotonic() < deadline:
         time.sleep(1)
     assert (outputs / "H06.gsm8k" / "exit_code").exists(), "the cancelled training was left running"
+
+
+def test_a_demo_of_an_unknown_hypothesis_is_one_line_and_exit_2(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "hypolab", "demo", "--hypothesis", "H02", "--dir", str(tmp_path)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2
+    assert out.stderr.strip() == "hypolab demo: no demo for hypothesis 'H02'; choose one of H07, H90"
+    assert not any(tmp_path.iterdir())  # nothing started
