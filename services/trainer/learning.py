@@ -100,7 +100,8 @@ def live_verdict_callback(rule: dict[str, Any], groups: int | None, out: Path) -
             if value is None or not math.isfinite(float(value)) or self.decision is not None:
                 return
             self.series.append((state.global_step, float(value)))
-            decision = decide_improvement(self.series, min_effect=min_effect, group_size=groups)
+            horizon = max(state.max_steps, state.global_step) if state.max_steps > 0 else None  # the planned steps
+            decision = decide_improvement(self.series, min_effect=min_effect, group_size=groups, horizon=horizon)
             if decision.decision != "inconclusive":
                 self.decision = {**rule, **decision.model_dump(mode="json")}
                 log.warning("live verdict: %s %s at step %s: stopping", metric, decision.decision,
