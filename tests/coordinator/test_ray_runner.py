@@ -122,3 +122,18 @@ def test_an_unreachable_ray_address_is_one_line_exit_2(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         "hypolab coordinator: no Ray cluster answers at http://127.0.0.1:9 (ConnectionError)"]
+
+
+def test_an_audit_runs_as_a_ray_job_without_gpus(ray_cluster, make_coordinator, tmp_path):
+    folder = hypotheses(tmp_path, "H47")
+    text = (folder / "H47.yaml").read_text()
+    (folder / "H47.yaml").write_text(text.replace("  - {id: run, spec: gsm8k}",
+                                                  "  - {id: audit, spec: gsm8k, kind: audit}\n"
+                                                  "  - {id: run, spec: gsm8k}"))
+    live = make_coordinator(runner="ray", ray_address=ray_cluster.address, hypotheses_dir=folder)
+    live.client.post("/api/runs", json={"hypotheses": ["H47"]})
+    live.wait(lambda: status(live, "H47.audit") in ("succeeded", "failed"), timeout=120, what="the audit job")
+    exp = experiment(live, "H47.audit")
+    assert exp["status"] == "succeeded" and exp["report"]["env"] == "gsm8k"  # read from its output folder
+    [job] = ray_jobs(ray_cluster, "H47.audit")
+    assert job.metadata["hypolab_role"] == "audit" and job.metadata["hypolab_gpus"] == "0"
