@@ -72,3 +72,17 @@ def test_a_rehearsal_prints_its_summary_alone_and_no_info_chatter(tmp_path: Path
     summary = json.loads(out.stdout)  # nothing else on stdout
     assert summary["rehearsal"] is True and summary["global_step"] == 1
     assert " - INFO - " not in out.stderr
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["plan"], "hypolab plan: Missing argument 'HYPOTHESES'."),
+    (["bogus"], "hypolab: No such command 'bogus'. Commands: coordinator, plan, run, token"),
+    (["train", "--spec", "x.yaml", "--batch-size", "abc"], "hypolab train: Invalid value for '--batch-size'"),
+    (["verdict", "--metrics", "nope.jsonl"], "hypolab verdict: Invalid value for '--metrics'"),
+    (["train", "--spec", "nope", "--check"], "hypolab train: "),
+])
+def test_usage_mistakes_are_one_line_with_exit_2(args, expected):
+    out = hypolab(*args)
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert out.returncode == 2 and len(lines) == 1 and lines[0].startswith(expected), out.stderr
+    assert "Traceback" not in out.stderr and out.stdout == ""
