@@ -119,7 +119,10 @@ def coordinator(
     host: str = typer.Option("127.0.0.1", help="interface to bind (the container binds 0.0.0.0 behind a 127.0.0.1 port)"),
     port: int = typer.Option(COORDINATOR_PORT, min=1, max=65535),
     db: Path = typer.Option(Path("hypolab.sqlite"), help="SQLite database file"),
-    runner: str = typer.Option("local", help="local (subprocesses) or docker (Docker SDK, compose.yaml's services)"),
+    runner: str = typer.Option("local", help="local (subprocesses), docker (compose.yaml's services) or ray"),
+    ray_address: str = typer.Option("http://127.0.0.1:8265", envvar="RAY_ADDRESS",
+                                    help="ray runner: the Ray dashboard (Jobs API) of the cluster's head"),
+    rehearsal: bool = typer.Option(False, "--rehearsal", help="ray runner: each job runs the CPU rehearsal"),
     data_dir: Path = typer.Option(Path("."), help="outputs/<experiment>/ go here"),
     public_url: Optional[str] = typer.Option(None, envvar="HYPOLAB_PUBLIC_URL",
                                              help="how workloads reach this coordinator (default http://HOST:PORT)"),
@@ -137,15 +140,23 @@ def coordinator(
     from .coordinator.app import create_app
     from .coordinator.config import CoordinatorSettings
 
-    if runner not in ("local", "docker"):
-        raise typer.BadParameter("choose local or docker", param_hint="--runner")
+    if runner not in ("local", "docker", "ray"):
+        raise typer.BadParameter("choose local, docker or ray", param_hint="--runner")
     shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
     settings = CoordinatorSettings(
         # absolute: workloads run in DATA_DIR and get these paths on their command lines
         db_path=db.resolve(), data_dir=data_dir.resolve(), runner=runner, vllm_url=vllm_url, token=token or None,
         coordinator_url=public_url or f"http://{shown}:{port}", compose_project=project, private_reads=private_reads,
+        ray_address=ray_address, rehearsal=rehearsal,
     )
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    from .coordinator.runners import RunnerUnavailable, build_runner
+
+    try:  # before serving: an unreachable cluster is bad input, said in one line
+        lab_runner = build_runner(settings)
+    except RunnerUnavailable as exc:
+        typer.echo(f"hypolab coordinator: {exc}", err=True)
+        raise typer.Exit(2) from None
+    uvicorn.run(create_app(settings, runner=lab_runner), host=host, port=port, log_level="info")
 
 
 @app.command()
@@ -386,12 +397,16 @@ def audit(
 
 @app.command()
 def demo(directory: Path = typer.Option(Path("outputs/demo"), "--dir", help="database, outputs and the report go here"),
-         timeout_s: float = typer.Option(1800, help="stop following after this many seconds")) -> None:
+         timeout_s: float = typer.Option(1800, help="stop following after this many seconds"),
+         hypothesis: str = typer.Option("H07", "--hypothesis", help="H07 (default) or H90, the learning rehearsal")) -> None:
     """The embedded default on CPU: a local coordinator runs H06+H07 as rehearsals and real audits."""
     require_installed("demo", {"verifiers": "the legacy stack (verifiers==0.1.3.post0)", "fastapi": "the coordinator extra"})
-    from .demo import run_demo
+    from .demo import INTROS, run_demo
 
-    raise typer.Exit(run_demo(directory, timeout_s))
+    if hypothesis not in INTROS:
+        bad_input("demo", f"no demo for hypothesis {hypothesis!r}; choose one of {', '.join(INTROS)}")
+
+    raise typer.Exit(run_demo(directory, timeout_s, hypothesis=hypothesis))
 
 
 @app.command()
