@@ -232,6 +232,13 @@ def audit_all(envs: list[str], opts: AuditOptions) -> list[AuditReport]:
         raise AuditInputError(f"--rollouts {opts.rollouts_file} does not exist")
     if not envs and opts.rollouts_file is None:
         raise AuditInputError("name an environment with --env, or several with --compare")
+    if opts.rollouts_file is None:  # generated rollouts need an environment hypolab ships
+        from .trainer.envs import ENVIRONMENTS
+
+        unknown = [name for name in envs if name not in ENVIRONMENTS]
+        if unknown:
+            raise AuditInputError(f"unknown environment {unknown[0]!r}: choose one of {', '.join(ENVIRONMENTS)} "
+                                  "(a rollouts file of any environment: --rollouts PATH)")
     try:
         return [run_audit(replace(opts, env=name)) for name in (envs or [opts.env])]
     except (TokenizerError, NoAuditableLines, FileNotFoundError) as exc:

@@ -80,6 +80,9 @@ def test_a_rehearsal_prints_its_summary_alone_and_no_info_chatter(tmp_path: Path
     (["train", "--spec", "x.yaml", "--batch-size", "abc"], "hypolab train: Invalid value for '--batch-size'"),
     (["verdict", "--metrics", "nope.jsonl"], "hypolab verdict: Invalid value for '--metrics'"),
     (["train", "--spec", "nope", "--check"], "hypolab train: "),
+    (["audit", "--env", "musiqe", "--scripted"], "hypolab audit: unknown environment 'musiqe': choose one of gsm8k,"),
+    (["audit", "--env", "gsm8k", "--stack", "bogus"], "hypolab audit: unknown stack 'bogus' (legacy or current)"),
+    (["demo", "--hypothesis", "H02"], "hypolab demo: no demo for hypothesis 'H02'; choose one of H07, H90"),
 ])
 def test_usage_mistakes_are_one_line_with_exit_2(args, expected):
     out = hypolab(*args)
