@@ -359,6 +359,7 @@ class Finding(StrictModel):
     count: int = 1
     unit: Literal["rollouts", "turns", "tokens"] | None = None
     message: str = ""
+    meaning: str = ""  # what this means for training, written for the researcher (the catalogue's paragraph)
     example: Any = None
 
 

@@ -118,4 +118,4 @@ def finding(code: str, count: int, example: Any = None, **values: Any) -> Findin
     """The Finding for `code`: severity, unit and message from the catalogue."""
     c = CATALOGUE[code]
     return Finding(code=code, severity=c.severity, unit=c.unit, count=count,
-                   message=c.template.format(count=count, **values), example=example)
+                   message=c.template.format(count=count, **values), meaning=c.meaning, example=example)

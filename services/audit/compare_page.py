@@ -131,7 +131,9 @@ def html_page(reports: list[AuditReport]) -> str:
                      f"{' (rehearsal: scripted policy)' if r.rehearsal else ''}</h2><p>{escape(attention_line(r))}</p>"
                      "<table><tr><th>code</th><th>severity</th><th>count</th><th>message</th></tr>")
         for f in r.findings:
-            parts.append(f"<tr><td>{escape(f.code)}</td><td>{f.severity}</td><td>{f.count} {escape(f.unit or '')}</td><td>{escape(f.message)}</td></tr>")
+            parts.append(f"<tr><td>{escape(f.code)}</td><td>{f.severity}</td><td>{f.count} {escape(f.unit or '')}</td><td>{escape(f.message)}"
+                         + (f"<p class='meaning'><strong>What this means for training:</strong> {escape(f.meaning)}</p>"
+                            if f.meaning else "") + "</td></tr>")
         parts.append("</table>")
         diff = r.model_dump().get("template_diff")
         if diff:

@@ -61,3 +61,20 @@ def test_both_producers_report_hidden_context_and_trained_tool_tokens_identicall
     hidden = from_file["CONTEXT_HIDDEN_FROM_ATTENTION"]
     assert hidden.unit == "tokens" and "see 0% of system, 0% of user" in hidden.message
     assert from_file["TOOL_TOKENS_TRAINED"].unit == "tokens"
+
+
+def test_every_finding_carries_its_meaning_to_the_page():
+    """The researcher reads what a finding means for training wherever it is shown."""
+    from hypolab.audit.compare_page import html_page
+    from hypolab.contracts import AuditReport
+
+    for c in CODES:
+        assert len(c.meaning) > 80, c.code
+    hidden = CATALOGUE["CONTEXT_HIDDEN_FROM_ATTENTION"]
+    assert "single-turn" in hidden.meaning or "single turn" in hidden.meaning
+    f = finding("CONTEXT_HIDDEN_FROM_ATTENTION", 560, total=600, system="0%", user="0%", tool="0%",
+                sequences=4, of_sequences=4)
+    assert f.meaning == hidden.meaning and f.unit == "tokens"
+    report = AuditReport(env="math-python", stack="legacy", rollouts=4, findings=[f])
+    page = html_page([report])
+    assert "What this means for training:</strong> The trainer&#x27;s attention mask hides the prompt" in page
