@@ -94,6 +94,10 @@ def run_demo(directory: Path, timeout_s: float = 1800, port: int | None = None, 
                 name = f"{hypothesis.lower()}-audit.html"
                 (directory / name).write_text(page.text)
                 console.print(f"report: {directory / name} (served at {url}/api/hypotheses/{hypothesis}/audit.html)")
+            verdict = (client.get(f"/api/hypotheses/{hypothesis}").json().get("verdict") or {})
+            for ev in verdict.get("evidence", []):
+                if ev.get("holds") is True and ev.get("numbers", {}).get("decision"):
+                    console.print(f"decided by: {ev['detail']}", highlight=False)  # the decision step, its interval
             bad = unfinished(exps)
             for e in exps:  # workloads outlive their coordinator: stop what is still going
                 if e["status"] in ("queued", "running"):
@@ -102,6 +106,8 @@ def run_demo(directory: Path, timeout_s: float = 1800, port: int | None = None, 
             console.print(f"[red]demo: did not succeed: {'; '.join(bad)} (logs: {directory / 'outputs'}/<id>/)[/]",
                           highlight=False)
             return 1
+        console.print(f"the curves stay on the dashboard: hypolab coordinator --db {directory / 'lab.sqlite'} "
+                      f"--data-dir {directory}", highlight=False)
         return code
     finally:
         proc.terminate()
