@@ -118,7 +118,9 @@ def html_page(reports: list[AuditReport]) -> str:
     """One self-contained HTML page: the comparison table and each report's findings."""
     from html import escape
 
-    console = Console(record=True, width=160)
+    import io
+
+    console = Console(record=True, width=160, file=io.StringIO())  # recorded for the page, not printed
     console.print(compare_table(reports))
     table_html = console.export_html(inline_styles=True, code_format="<pre>{code}</pre>")
     parts = ["<!doctype html><html lang='en'><head><meta charset='utf-8'><title>hypolab audit</title>",

@@ -78,3 +78,15 @@ def test_every_finding_carries_its_meaning_to_the_page():
     report = AuditReport(env="math-python", stack="legacy", rollouts=4, findings=[f])
     page = html_page([report])
     assert "What this means for training:</strong> The trainer&#x27;s attention mask hides the prompt" in page
+
+
+def test_the_html_page_prints_nothing(capsys):
+    """--html writes the page; the comparison table it records is not printed again (at 160 columns)."""
+    from hypolab.audit.compare_page import html_page
+    from hypolab.contracts import AuditReport
+
+    page = html_page([AuditReport(env="gsm8k", stack="legacy", rollouts=2),
+                      AuditReport(env="math-python", stack="legacy", rollouts=2)])
+    out = capsys.readouterr()
+    assert out.out == "" and out.err == ""
+    assert "math-python" in page and "<pre" in page
