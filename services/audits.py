@@ -111,7 +111,10 @@ def generate_rollouts(opts: AuditOptions, tokenizer: Any) -> list[Rollout]:
             prompt=list(prompt), completion=[_plain(m) for m in completion], reward=float(reward),
             group=f"g{i // k}", tools=tools, finish_reasons=reasons, sampled_ids=sampled,
             prompt_ids_per_turn=prompt_ids if all(p is not None for p in prompt_ids) else None))
-    return rollouts
+    # Within a group, which rollout got which draws depends on the order concurrent requests
+    # arrived: a canonical order makes identical inputs give identical reports, examples included.
+    canonical = lambda r: (int(r.group[1:]), json.dumps(r.completion, sort_keys=True, default=str))  # noqa: E731
+    return sorted(rollouts, key=canonical)
 
 
 def _plain(m: dict[str, Any]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ or wrong at random (seeded), so that groups have reward variance as in real runs
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import re
@@ -44,18 +45,23 @@ class ScriptedPolicy:
     def __init__(self, examples: dict[str, Example] | None = None, seed: int = 0,
                  p_correct: float = 0.5, verbosity: int = 1) -> None:
         self.examples = examples or {}
-        self.rng = random.Random(seed)
+        self.seed = seed
         self.p_correct = p_correct
         self.verbosity = max(1, verbosity)
         self.lock = threading.Lock()
+        self.seen: dict[str, int] = {}
 
-    def _coin(self) -> bool:
+    def draws(self, messages: list[dict[str, Any]]) -> random.Random:
+        """The random draws of one request, fixed by the seed, the conversation and how many
+        times that same conversation was asked before -- not by the order in which concurrent
+        requests arrive, so that identical inputs give identical rollouts and reports."""
+        key = hashlib.sha256(json.dumps(messages, sort_keys=True, default=str).encode()).hexdigest()
         with self.lock:
-            return self.rng.random() < self.p_correct
+            n = self.seen[key] = self.seen.get(key, -1) + 1
+        return random.Random(f"{self.seed}:{key}:{n}")
 
-    def _pick(self, n: int) -> int:
-        with self.lock:
-            return self.rng.randrange(n)
+    def _coin(self, rng: random.Random) -> bool:
+        return rng.random() < self.p_correct
 
     def _filler(self, question: str) -> str:
         words = re.findall(r"\w+", question)[:12]
@@ -64,34 +70,37 @@ class ScriptedPolicy:
 
     def respond(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> str:
         """The raw assistant text (tool calls written as hermes `<tool_call>` blocks)."""
+        rng = self.draws(messages)
         question = next((str(m.get("content") or "") for m in messages if m.get("role") == "user"), "")
         example = self.examples.get(question, Example(answer="0"))
         tool_names = {t.get("function", {}).get("name") for t in tools or []}
         tool_turns = [m for m in messages if m.get("role") == "tool"]
         if "python" in tool_names:
-            return self._math_python(example, tool_turns, question)
+            return self._math_python(example, tool_turns, question, rng)
         if "retrieve" in tool_names:
-            return self._musique(example, tool_turns, question)
-        answer = example.answer if self._coin() else _wrong(example.answer)
+            return self._musique(example, tool_turns, question, rng)
+        answer = example.answer if self._coin(rng) else _wrong(example.answer)
         return f"{self._filler(question)}\nWorking through the steps, the result is {answer}.\n\\boxed{{{answer}}}"
 
-    def _math_python(self, example: Example, tool_turns: list[dict[str, Any]], question: str) -> str:
+    def _math_python(self, example: Example, tool_turns: list[dict[str, Any]], question: str,
+                     rng: random.Random) -> str:
         if not tool_turns:
-            value = example.answer if self._coin() else _wrong(example.answer)
+            value = example.answer if self._coin(rng) else _wrong(example.answer)
             call = {"name": "python", "arguments": {"code": f"result = {value}\nprint(result)"}}
             check = {"name": "python", "arguments": {"code": f"print(type({value}).__name__)"}}
-            calls = [call, check] if self._pick(3) == 0 else [call]  # sometimes two calls: consecutive tool turns
+            calls = [call, check] if rng.randrange(3) == 0 else [call]  # sometimes two calls: consecutive tool turns
             blocks = "\n".join(f"<tool_call>\n{json.dumps(c)}\n</tool_call>" for c in calls)
             return f"{self._filler(question)}\nI will compute this with Python.\n{blocks}"
         result = str(tool_turns[0].get("content", "")).strip().splitlines()[0] if tool_turns else "0"
         return f"The computation printed {result}.\n\\boxed{{{result}}}"
 
-    def _musique(self, example: Example, tool_turns: list[dict[str, Any]], question: str) -> str:
+    def _musique(self, example: Example, tool_turns: list[dict[str, Any]], question: str,
+                 rng: random.Random) -> str:
         if len(tool_turns) < 2:
-            query = question if not tool_turns else f"{example.answer if self._coin() else 'unknown'} {question[:40]}"
+            query = question if not tool_turns else f"{example.answer if self._coin(rng) else 'unknown'} {question[:40]}"
             call = {"name": "retrieve", "arguments": {"query": query}}
             return f"<think>{self._filler(question)}</think>\n<tool_call>\n{json.dumps(call)}\n</tool_call>"
-        right = self._coin()
+        right = self._coin(rng)
         answer = example.answer if right else _wrong(example.answer)
         cites = ", ".join(str(i) for i in (example.supporting if right else example.supporting[:1]))
         return (f"<think>{self._filler(question)} The documents connect the two facts.</think>\n"
@@ -129,7 +138,6 @@ class ScriptedServer:
     def __init__(self, tokenizer: Any, policy: ScriptedPolicy, host: str = "127.0.0.1", port: int = 0) -> None:
         self.tokenizer = tokenizer
         self.policy = policy
-        self.rng = random.Random(1234)
         self.requests = 0
         self.tokenize_lock = threading.Lock()
         server = self
@@ -199,7 +207,8 @@ class ScriptedServer:
                 ids, finish = ids[:max_tokens], "length"
                 text = self.tokenizer.decode(ids)
             self.requests += 1
-        content, calls = parse_tool_calls(text, self.rng) if finish == "stop" else (text, [])
+        rng = random.Random(hashlib.sha256((json.dumps(messages, sort_keys=True, default=str) + text).encode()).digest())
+        content, calls = parse_tool_calls(text, rng) if finish == "stop" else (text, [])  # ids fixed by the content
         logprobs = [{"token": f"token_id:{i}", "logprob": -0.5, "bytes": None, "top_logprobs": []} for i in ids]
         choice: dict[str, Any] = {
             "index": 0, "finish_reason": "tool_calls" if calls else finish,
@@ -208,7 +217,7 @@ class ScriptedServer:
             "token_ids": ids,
         }
         return {
-            "id": f"chatcmpl-{self.rng.getrandbits(64):016x}", "object": "chat.completion", "created": int(time.time()),
+            "id": f"chatcmpl-{rng.getrandbits(64):016x}", "object": "chat.completion", "created": int(time.time()),
             "model": body.get("model", "scripted"), "choices": [choice], "prompt_token_ids": list(prompt_ids),
             "usage": {"prompt_tokens": len(prompt_ids), "completion_tokens": len(ids), "total_tokens": len(prompt_ids) + len(ids)},
         }

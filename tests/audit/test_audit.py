@@ -151,3 +151,16 @@ def test_live_source_audits_what_a_served_model_returns(tok):
         assert server.requests >= 8  # two turns for each of 4 rollouts
     assert report.rollouts == 4 and report.source.startswith("live ")
     assert {"MISSING_ASSISTANT_HEADER", "TOOLS_BLOCK_MISSING"} <= codes(report)
+
+
+def test_scripted_rollouts_and_their_report_are_the_same_on_the_same_input(tok):
+    """The scripted policy's draws depend on the seed and the conversation, not on the order in
+    which concurrent requests arrive: two runs give the same rollouts and the same report."""
+    opts = AuditOptions(env="math-python", scripted=True, num_examples=3, num_generations=4)
+    first, again = generate_rollouts(opts, tok), generate_rollouts(opts, tok)
+    key = lambda r: json.dumps(to_jsonable(r), sort_keys=True)  # noqa: E731
+    assert [key(r) for r in again] == [key(r) for r in first]  # the same rollouts, in the same order
+    assert [r.reward for r in again] == [r.reward for r in first]
+    a, b = audit(tok, "math-python", first), audit(tok, "math-python", again)
+    da, db = a.model_dump(), b.model_dump()
+    assert {k for k in da if da[k] != db[k]} == set()
