@@ -47,6 +47,7 @@ class AuditOptions:
     work_dir: Path = Path("outputs/audit")
     replay: bool = True  # a rollouts file: observe attention by replaying a sample through the trainer
     replay_rollouts: int = REPLAY_ROLLOUTS
+    seed: int = 0  # the scripted policy's seed (recorded in the report)
 
 
 def stack_problem(stack: str) -> str | None:
@@ -82,7 +83,7 @@ def generate_rollouts(opts: AuditOptions, tokenizer: Any) -> list[Rollout]:
                                "include_stop_str_in_output": False, "return_token_ids": True}}
     server = None
     if opts.scripted:
-        server = ScriptedServer(tokenizer, ScriptedPolicy(examples_from_dataset(env.dataset), seed=0)).__enter__()
+        server = ScriptedServer(tokenizer, ScriptedPolicy(examples_from_dataset(env.dataset), seed=opts.seed)).__enter__()
         client, model = AsyncOpenAI(base_url=server.base_url, api_key="scripted"), "scripted"
     else:
         client, model = AsyncOpenAI(base_url=opts.base_url, api_key="EMPTY"), opts.model or "model"
@@ -139,7 +140,7 @@ def rehearsal_masks(opts: AuditOptions) -> TrainerMasks | None:
     if opts.stack == "current":  # RLTrainer has none of the legacy-only knobs
         sets += ["training.beta=null", "training.loss_type=null", "training.scale_rewards=null"]
     run = resolve_run(spec, sets,
-                      {"max_steps": 1}, f"audit-{opts.env}", out, None, None, rehearsal=True)
+                      {"max_steps": 1}, f"audit-{opts.env}", out, None, None, rehearsal=True, seed=opts.seed)
     train(run)
     path = out / "audit_hook.json"
     return TrainerMasks.from_json(json.loads(path.read_text())) if path.exists() else None
@@ -206,10 +207,11 @@ def run_audit(opts: AuditOptions) -> AuditReport:
         masks = rehearsal_masks(opts)
     elif opts.rollouts_file is not None and kept:
         masks, replay_info = replay_masks(opts, kept)
-    return audit_samples(env=env, stack=opts.stack, rollouts=kept, samples=samples, tokenizer=tokenizer,
-                         max_seq_len=opts.max_seq_len, max_model_len=opts.max_model_len, masks=masks,
-                         skipped=skipped, rehearsal=opts.scripted, source=source, grouping=grouping,
-                         lines=lines, replay=replay_info)
+    report = audit_samples(env=env, stack=opts.stack, rollouts=kept, samples=samples, tokenizer=tokenizer,
+                           max_seq_len=opts.max_seq_len, max_model_len=opts.max_model_len, masks=masks,
+                           skipped=skipped, rehearsal=opts.scripted, source=source, grouping=grouping,
+                           lines=lines, replay=replay_info)
+    return report.model_copy(update={"seed": opts.seed}) if opts.scripted else report
 
 
 class AuditInputError(ValueError):

@@ -300,6 +300,7 @@ def train(
     output_dir: Optional[Path] = typer.Option(None, help="default: outputs/<experiment-id>"),
     vllm_url: Optional[str] = typer.Option(None, envvar="VLLM_URL", help="default: http://vllm:8000"),
     rehearsal: bool = typer.Option(False, "--rehearsal", help="CPU rehearsal: tiny model, scripted policy, no weight sync"),
+    seed: int = typer.Option(0, "--seed", min=0, help="a rehearsal's scripted policy seed (recorded)"),
     flags: dict[str, Any] = {},  # the spec's fields as flags (with_train_flags): --batch-size, --lora-r, ...
     no_peft: bool = typer.Option(False, "--no-peft", help="full fine-tuning: sets training.lora to null"),
     check_only: bool = typer.Option(False, "--check", help="resolve and check, print the config, do not train"),
@@ -312,7 +313,7 @@ def train(
 
     try:
         run = resolve_run(spec, set_, {**flags, "no_peft": no_peft}, experiment_id, output_dir, coordinator,
-                          vllm_url, rehearsal)
+                          vllm_url, rehearsal, seed=seed)
         if check_only:
             check_run(run)
             typer.echo(run.model_dump_json(indent=2))
@@ -367,6 +368,7 @@ def audit(
     max_seq_len: int = typer.Option(4096, "--max-seq-len", min=1),
     max_model_len: int = typer.Option(8192, "--max-model-len", min=1),
     num_examples: int = typer.Option(4, "--num-examples", min=1),
+    seed: int = typer.Option(0, "--seed", min=0, help="--scripted: the scripted policy's seed (recorded)"),
     no_replay: bool = typer.Option(False, "--no-replay", help="rollouts file: skip the trainer replay (no attention)"),
     replay_rollouts: int = typer.Option(4, "--replay-rollouts", min=2, help="rollouts file: how many to replay"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="write the AuditReport (a list with --compare)"),
@@ -384,7 +386,7 @@ def audit(
                             # the audit's rehearsal / replay step lives next to its report (one per experiment)
                             work_dir=json_out.parent if json_out else Path("outputs/audit"),
                             max_seq_len=max_seq_len, max_model_len=max_model_len, num_examples=num_examples,
-                            replay=not no_replay, replay_rollouts=replay_rollouts)
+                            replay=not no_replay, replay_rollouts=replay_rollouts, seed=seed)
         reports = audit_all(envs, opts)
     except json.JSONDecodeError as exc:
         typer.echo(f"hypolab audit: --env-args is not JSON: {exc.msg}", err=True)

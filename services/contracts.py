@@ -447,6 +447,7 @@ class AuditReport(StrictModel):
     stack: str
     rollouts: int = 0
     rehearsal: bool = False
+    seed: int | None = Field(None, description="the scripted policy's seed (scripted audits): same seed, same report")
     findings: list[Finding] = Field(default_factory=list)
     tokens_by_role: dict[str, int] = Field(default_factory=dict)
     trained_tokens_by_role: dict[str, int] = Field(default_factory=dict)

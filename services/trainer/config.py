@@ -106,6 +106,7 @@ class RunConfig(BaseModel):
     spec: ExperimentSpec
     overrides: list[Override] = Field(default_factory=list)
     rehearsal: bool = False
+    seed: int = Field(0, description="a rehearsal's scripted policy seed (same seed, same rollouts)")
     output_dir: str
     coordinator: str | None = None
     vllm_url: str = "http://vllm:8000"
@@ -145,6 +146,7 @@ def resolve_run(
     coordinator: str | None = None,
     vllm_url: str | None = None,
     rehearsal: bool = False,
+    seed: int = 0,
 ) -> RunConfig:
     """The spec with rehearsal defaults, `--set` and flag overrides applied and validated."""
     try:
@@ -189,6 +191,7 @@ def resolve_run(
         spec=resolved,
         overrides=overrides,
         rehearsal=rehearsal,
+        seed=seed,
         output_dir=str(output_dir or Path("outputs") / run_id),
         coordinator=coordinator,
         vllm_url=vllm_url or os.environ.get("VLLM_URL") or "http://vllm:8000",

@@ -107,7 +107,7 @@ def _rehearsal_server(run: RunConfig, learns: bool, model_path: Path, tokenizer:
     if run.rehearsal:
         from .scripted_policy import ScriptedPolicy, ScriptedServer, examples_from_dataset
 
-        return ScriptedServer(tokenizer, ScriptedPolicy(examples_from_dataset(env.dataset), seed=0)).__enter__()
+        return ScriptedServer(tokenizer, ScriptedPolicy(examples_from_dataset(env.dataset), seed=run.seed)).__enter__()
     return None
 
 

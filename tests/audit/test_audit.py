@@ -164,3 +164,11 @@ def test_scripted_rollouts_and_their_report_are_the_same_on_the_same_input(tok):
     a, b = audit(tok, "math-python", first), audit(tok, "math-python", again)
     da, db = a.model_dump(), b.model_dump()
     assert {k for k in da if da[k] != db[k]} == set()
+
+
+def test_the_seed_chooses_the_scripted_draws(tok):
+    def rewards(seed):
+        opts = AuditOptions(env="gsm8k", scripted=True, num_examples=3, num_generations=4, seed=seed)
+        return [r.reward for r in generate_rollouts(opts, tok)]
+    assert rewards(0) == rewards(0)
+    assert any(rewards(seed) != rewards(0) for seed in (1, 2, 3))

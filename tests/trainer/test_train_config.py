@@ -74,3 +74,8 @@ def test_cli_check_prints_the_resolved_config():
     result = CliRunner().invoke(app, ["train", "--spec", str(SPEC), "--rehearsal", "--check", "--max-steps", "3"])
     assert result.exit_code == 0, result.output
     assert '"rehearsal": true' in result.output and '"max_steps": 3' in result.output
+
+
+def test_a_rehearsal_records_its_seed():
+    assert resolve_run(SPEC, [], {}, rehearsal=True, seed=7).seed == 7
+    assert resolve_run(SPEC, [], {}, rehearsal=True).seed == 0
