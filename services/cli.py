@@ -369,6 +369,7 @@ def audit(
     max_model_len: int = typer.Option(8192, "--max-model-len", min=1),
     num_examples: int = typer.Option(4, "--num-examples", min=1),
     seed: int = typer.Option(0, "--seed", min=0, help="--scripted: the scripted policy's seed (recorded)"),
+    verbose: bool = typer.Option(False, "--verbose", help="the libraries' info log lines too (on stderr)"),
     no_replay: bool = typer.Option(False, "--no-replay", help="rollouts file: skip the trainer replay (no attention)"),
     replay_rollouts: int = typer.Option(4, "--replay-rollouts", min=2, help="rollouts file: how many to replay"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="write the AuditReport (a list with --compare)"),
@@ -387,7 +388,8 @@ def audit(
                             work_dir=json_out.parent if json_out else Path("outputs/audit"),
                             max_seq_len=max_seq_len, max_model_len=max_model_len, num_examples=num_examples,
                             replay=not no_replay, replay_rollouts=replay_rollouts, seed=seed)
-        reports = audit_all(envs, opts)
+        with result_only(verbose):  # stdout: the reports alone (trainer chatter to stderr)
+            reports = audit_all(envs, opts)
     except json.JSONDecodeError as exc:
         typer.echo(f"hypolab audit: --env-args is not JSON: {exc.msg}", err=True)
         raise typer.Exit(2) from None

@@ -74,6 +74,19 @@ def test_a_rehearsal_prints_its_summary_alone_and_no_info_chatter(tmp_path: Path
     assert " - INFO - " not in out.stderr
 
 
+def test_a_scripted_audit_prints_its_report_alone_and_records_its_seed(tmp_path: Path):
+    """The one-step rehearsal inside a scripted audit keeps its metric dicts off stdout."""
+    pytest.importorskip("verifiers")
+    out = hypolab("audit", "--env", "gsm8k", "--scripted", "--seed", "3", "--json", str(tmp_path / "a.json"),
+                  cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "{'loss'" not in out.stdout and "train_runtime" not in out.stdout
+    assert out.stdout.lstrip().startswith("Conversation structure") and " - INFO - " not in out.stderr
+    import json
+
+    assert json.loads((tmp_path / "a.json").read_text())["seed"] == 3
+
+
 @pytest.mark.parametrize("args, expected", [
     (["plan"], "hypolab plan: Missing argument 'HYPOTHESES'."),
     (["bogus"], "hypolab: No such command 'bogus'. Commands: coordinator, plan, run, token"),
