@@ -146,7 +146,9 @@ def test_board_experiment_and_audit_pages(browser, lab):
              timeout=60, what="an audit report")
     browser.get(lab.url + "/#/audits")
     wait_for(lambda: "CONTEXT_HIDDEN_FROM_ATTENTION" in (text_of(browser, "#main") or ""), what="finding")
-    assert "math-python" in text_of(browser, "table[aria-label='method 2 comparison']")
+    # the comparison table may render after the first report's findings: wait for it too
+    wait_for(lambda: "math-python" in text_of(browser, "table[aria-label='method 2 comparison']"),
+             what="method 2 comparison table")
     shown = browser.execute_script("""return {
         bars: [...document.querySelectorAll('.bar[role=img]')].map(b => b.getAttribute('aria-label')),
         hidden: document.querySelectorAll('.tok.role-user.hidden').length,
