@@ -30,11 +30,12 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from ..chat import vllm_messages
+from .http_json import JsonHandler
 
 log = logging.getLogger("hypolab.trainer.policy_server")
 HEADER = "X-Hypolab-Param"
@@ -268,20 +269,9 @@ class PolicyServer:
                                           "token_logprobs": [None, *values]}}]}
 
 
-def _handler(server: PolicyServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+def _handler(server: PolicyServer) -> type[JsonHandler]:
+    class Handler(JsonHandler):
         protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        def _send(self, code: int, body: dict[str, Any]) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
 
         def _gone(self) -> bool:
             """A stopped server answers nothing, like a dead one (kept-alive connections included)."""
