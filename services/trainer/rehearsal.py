@@ -14,12 +14,11 @@ loss and optimizer all run as on a GPU host.
 from __future__ import annotations
 
 import logging
-import sys
-import types
 from pathlib import Path
 from typing import Any
 
 from ..audit.tokenizer import offline_qwen25
+from .weight_sync import install_client
 
 log = logging.getLogger("hypolab.trainer.rehearsal")
 
@@ -72,17 +71,6 @@ class NoSyncClient:
         return None
 
 
-#: where each stack's trainer finds its weight-sync client (legacy, current)
-CLIENT_MODULES = ("verifiers.inference.vllm_client", "verifiers.rl.inference.client")
-
-
 def install_no_sync() -> None:
-    """Make verifiers' `VLLMClient` (both stacks' modules) a NoSyncClient.
-
-    The real modules import vllm at load time, which a CPU host does not have; a module
-    registered in sys.modules before the trainer is imported is the one it gets."""
-    for name in CLIENT_MODULES:
-        module = types.ModuleType(name)
-        module.VLLMClient = NoSyncClient  # type: ignore[attr-defined]
-        module.__doc__ = "hypolab rehearsal: weight sync is a no-op (see hypolab.trainer.rehearsal)"
-        sys.modules[name] = module
+    """Make verifiers' `VLLMClient` (both stacks' modules) a NoSyncClient (weight_sync.install_client)."""
+    install_client(NoSyncClient, "hypolab rehearsal: weight sync is a no-op (see hypolab.trainer.rehearsal)")

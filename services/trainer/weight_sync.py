@@ -106,13 +106,18 @@ class HttpSyncClient:
             pass  # the server may already be gone at exit; nothing is left to release
 
 
-def install_http_sync() -> None:
-    """Make verifiers' `VLLMClient` (both stacks' modules) an HttpSyncClient.
+def install_client(cls: type, doc: str) -> None:
+    """Make verifiers' `VLLMClient` (both stacks' modules) `cls`; `doc` says so in the modules.
 
     The real modules import vllm at load time, which a CPU host does not have; a module
     registered in sys.modules before the trainer is imported is the one it gets."""
     for name in CLIENT_MODULES:
         module = types.ModuleType(name)
-        module.VLLMClient = HttpSyncClient  # type: ignore[attr-defined]
-        module.__doc__ = "hypolab learning rehearsal: weight sync over HTTP (see hypolab.trainer.weight_sync)"
+        module.VLLMClient = cls  # type: ignore[attr-defined]
+        module.__doc__ = doc
         sys.modules[name] = module
+
+
+def install_http_sync() -> None:
+    """Make verifiers' `VLLMClient` (both stacks' modules) an HttpSyncClient."""
+    install_client(HttpSyncClient, "hypolab learning rehearsal: weight sync over HTTP (see hypolab.trainer.weight_sync)")
