@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import sys
 import time
@@ -37,10 +36,9 @@ from ..audit.processing import current_turn_tokens, legacy_state
 from ..audit.rollouts import Rollout
 from ..audit.tokenizer import cache_dir
 from ..contracts import ExperimentSpec, TrainingSpec
-from .adapters import adapter_for
+from .adapters import adapter_for, stop_generation_threads
 from .audit_hook import AuditHook
 
-log = logging.getLogger("hypolab.trainer.replay")
 
 #: the default bound: rollouts replayed per file (pairs of one group)
 REPLAY_ROLLOUTS = 4
@@ -212,13 +210,7 @@ def _replay(stack: str, rollouts: list[Rollout], work_dir: Path, limit: int, max
     try:
         trainer.train()
     finally:
-        for name in ("async_generator", "orchestrator"):
-            worker = getattr(trainer, name, None)
-            if worker is not None:
-                try:
-                    worker.stop()
-                except Exception as exc:  # best effort; the step is over
-                    log.debug("could not stop %s: %s", name, exc)
+        stop_generation_threads(trainer)
     hook.masks.steps = 1
     chosen = sorted({i for pair in pairs for i in pair})
     return ReplayResult(masks=hook.masks, rollouts=chosen, sequences=len(hook.masks.sequences),

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from .adapters import adapter_for
+from .adapters import adapter_for, stop_generation_threads
 from .config import RunConfig, check_run, write_resolved
 from .reporter import MetricReporter, make_callback, reporter_from_env
 
@@ -182,14 +182,7 @@ def _train(run: RunConfig, adapter: Any, reporter: MetricReporter, out: Path, au
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
         return summary
     finally:
-        # the stacks' background generation threads (legacy: async_generator, current: orchestrator)
-        for name in ("async_generator", "orchestrator"):
-            worker = getattr(trainer, name, None)
-            if worker is not None:
-                try:
-                    worker.stop()
-                except Exception as exc:  # stopping is best effort; the process is ending anyway
-                    log.debug("could not stop %s: %s", name, exc)
+        stop_generation_threads(trainer)
         if server is not None:
             server.__exit__(None, None, None)
 

@@ -7,6 +7,7 @@ A spec setting the target version does not have is an error, never silently drop
 
 from __future__ import annotations
 
+import logging
 from importlib import import_module, metadata
 from types import ModuleType
 from typing import Any
@@ -16,6 +17,10 @@ STACK_VERIFIERS: dict[str, tuple[str, str]] = {
     "legacy": ("0.1.3.post0", "hypolab.trainer.adapters.legacy"),
     "current": ("0.1.9.post3", "hypolab.trainer.adapters.current"),
 }
+#: the stacks' background generation threads (legacy: AsyncBatchGenerator, current: Orchestrator)
+GENERATION_THREADS = ("async_generator", "orchestrator")
+
+log = logging.getLogger("hypolab.trainer.adapters")
 
 
 class StackMismatch(RuntimeError):
@@ -48,3 +53,16 @@ def adapter_for(stack: str) -> ModuleType:
             f"(STACK={stack} make images), or on CPU {'.venv' if stack == 'legacy' else '.venv-current'}/bin/hypolab "
             "(`make install` builds it)")
     return import_module(module)
+
+
+def stop_generation_threads(trainer: Any) -> None:
+    """Stop the trainer's background generation thread, if it has one (None: no trainer yet).
+
+    Best effort: it runs when training is over or failed, and the process is ending anyway."""
+    for name in GENERATION_THREADS:
+        worker = getattr(trainer, name, None)
+        if worker is not None:
+            try:
+                worker.stop()
+            except Exception as exc:
+                log.debug("could not stop %s: %s", name, exc)
