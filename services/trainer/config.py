@@ -81,6 +81,10 @@ def _flag(path: str) -> TrainFlag:
 TRAIN_FLAGS: tuple[TrainFlag, ...] = tuple(_flag(path) for path in FLAG_FIELDS)
 FLAG_PATHS: dict[str, str] = {flag.name: flag.path for flag in TRAIN_FLAGS}
 
+#: The learning rehearsal's model (learning.py; smollm.py finds it on disk): a rehearsal of a
+#: spec naming it keeps the spec's own training settings, never REHEARSAL_DEFAULTS.
+LEARNING_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
+
 #: A CPU rehearsal keeps the spec but runs a few small steps in one process.
 REHEARSAL_DEFAULTS: dict[str, Any] = {
     "training.batch_size": 4,
@@ -137,27 +141,9 @@ def _set_path(data: dict[str, Any], path: str, value: Any) -> None:
     node[keys[-1]] = value
 
 
-def resolve_run(
-    spec_file: Path,
-    sets: list[str] | None = None,
-    flags: dict[str, Any] | None = None,
-    experiment_id: str | None = None,
-    output_dir: Path | None = None,
-    coordinator: str | None = None,
-    vllm_url: str | None = None,
-    rehearsal: bool = False,
-    seed: int = 0,
-) -> RunConfig:
-    """The spec with rehearsal defaults, `--set` and flag overrides applied and validated."""
-    try:
-        spec = load_experiment(spec_file).spec
-    except SpecError as exc:
-        raise RunError(str(exc)) from exc
-    data = spec.model_dump(mode="json")
+def _user_overrides(sets: list[str] | None, flags: dict[str, Any] | None) -> list[Override]:
+    """`--set key=value` items, then the flags that were given (in that order of precedence)."""
     overrides: list[Override] = []
-    if rehearsal:
-        for path, value in REHEARSAL_DEFAULTS.items():
-            overrides.append(Override(path=path, value=value, source="rehearsal"))
     for item in sets or []:
         if "=" not in item:
             raise RunError(f"--set {item!r}: write key=value, e.g. --set training.max_steps=50")
@@ -171,6 +157,34 @@ def resolve_run(
                 overrides.append(Override(path="training.lora", value=None, source="flag"))
             continue
         overrides.append(Override(path=FLAG_PATHS[name], value=value, source="flag"))
+    return overrides
+
+
+def resolve_run(
+    spec_file: Path,
+    sets: list[str] | None = None,
+    flags: dict[str, Any] | None = None,
+    experiment_id: str | None = None,
+    output_dir: Path | None = None,
+    coordinator: str | None = None,
+    vllm_url: str | None = None,
+    rehearsal: bool = False,
+    seed: int = 0,
+) -> RunConfig:
+    """The spec with rehearsal defaults, `--set` and flag overrides applied and validated.
+
+    A rehearsal of the learning rehearsal's model (LEARNING_MODEL, after `--set` and flags)
+    gets no REHEARSAL_DEFAULTS: the tiny rehearsal's batch 4 x a few steps would teach nothing."""
+    try:
+        spec = load_experiment(spec_file).spec
+    except SpecError as exc:
+        raise RunError(str(exc)) from exc
+    data = spec.model_dump(mode="json")
+    overrides = _user_overrides(sets, flags)
+    model = next((o.value for o in reversed(overrides) if o.path == "model"), spec.model)
+    if rehearsal and model != LEARNING_MODEL:
+        overrides = [Override(path=path, value=value, source="rehearsal")
+                     for path, value in REHEARSAL_DEFAULTS.items()] + overrides
     for override in overrides:
         if override.path == "training.lora" or not override.path.startswith("training.lora."):
             _set_path(data, override.path, override.value)

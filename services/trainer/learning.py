@@ -6,8 +6,9 @@ as a *learning* rehearsal instead of the tiny-model one (rehearsal.py):
 - the model is the real SmolLM2-135M-Instruct, from the GGUF file on disk (smollm.py);
 - the generation engine is `PolicyServer` (policy_server.py), the same weights on CPU;
 - weight sync is the stack trainer's own code with an HTTP transport (weight_sync.py);
-- the spec's own training settings are kept (the tiny rehearsal's batch 4 x 1 step
-  would teach nothing); `--set` and flags still apply;
+- the spec's own training settings are kept (config.resolve_run applies no rehearsal
+  defaults to LEARNING_MODEL: the tiny rehearsal's batch 4 x 1 step would teach nothing);
+  `--set` and flags still apply;
 - `LiveVerdict` feeds each step's mean reward to the verdict engine's sequential test
   (the hypothesis' `improves` rule: its metric and minimum effect) and ends the training
   when it decides, as the coordinator's early stop does;
@@ -26,27 +27,14 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .config import RunConfig, resolve_run
-from .smollm import MODEL_NAME
+from .config import LEARNING_MODEL, RunConfig
 
 log = logging.getLogger("hypolab.trainer.learning")
 DEFAULT_RULE = {"metric": "reward", "min_effect": 0.1}
 
 
 def is_learning(run: RunConfig) -> bool:
-    return run.rehearsal and run.spec.model == MODEL_NAME
-
-
-def keep_spec_settings(run: RunConfig) -> RunConfig:
-    """The run re-resolved from its spec without the tiny rehearsal's defaults."""
-    if not is_learning(run):
-        return run
-    kept = [o for o in run.overrides if o.source != "rehearsal"]
-    sets = [f"{o.path}={json.dumps(o.value)}" for o in kept]
-    fresh = resolve_run(Path(run.spec_file), sets=sets, experiment_id=run.experiment_id,
-                        output_dir=Path(run.output_dir), coordinator=run.coordinator,
-                        vllm_url=run.vllm_url, rehearsal=False)
-    return fresh.model_copy(update={"rehearsal": True, "overrides": kept})
+    return run.rehearsal and run.spec.model == LEARNING_MODEL
 
 
 #: the stack config's generation knobs in a learning rehearsal: a batch of samples is one

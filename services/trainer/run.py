@@ -67,9 +67,6 @@ def _stop_on_sigterm(trainer: Any) -> None:
 
 def train(run: RunConfig, reporter: MetricReporter | None = None, audit_steps: int = 1) -> dict[str, Any]:
     """Run one training; returns a summary (steps, last metrics, where things were written)."""
-    from .learning import keep_spec_settings
-
-    run = keep_spec_settings(run)  # a learning rehearsal trains with its spec's own settings
     check_run(run)
     adapter = adapter_for(run.spec.stack)
     run.library = _versions()

