@@ -123,6 +123,8 @@ def coordinator(
     ray_address: str = typer.Option("http://127.0.0.1:8265", envvar="RAY_ADDRESS",
                                     help="ray runner: the Ray dashboard (Jobs API) of the cluster's head"),
     rehearsal: bool = typer.Option(False, "--rehearsal", help="ray runner: each job runs the CPU rehearsal"),
+    ray_runtime_env: Optional[Path] = typer.Option(
+        None, metavar="FILE", help="ray runner: Ray's runtime_env for every job (YAML or JSON: pip, conda, ...)"),
     data_dir: Path = typer.Option(Path("."), help="outputs/<experiment>/ go here"),
     public_url: Optional[str] = typer.Option(None, envvar="HYPOLAB_PUBLIC_URL",
                                              help="how workloads reach this coordinator (default http://HOST:PORT)"),
@@ -143,11 +145,19 @@ def coordinator(
     if runner not in ("local", "docker", "ray"):
         raise typer.BadParameter("choose local, docker or ray", param_hint="--runner")
     shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    runtime_env = {}
+    if ray_runtime_env is not None:
+        from .specs import SpecError, read_yaml
+
+        try:
+            runtime_env = read_yaml(ray_runtime_env)
+        except SpecError as exc:
+            bad_input("coordinator", f"--ray-runtime-env {exc}")
     settings = CoordinatorSettings(
         # absolute: workloads run in DATA_DIR and get these paths on their command lines
         db_path=db.resolve(), data_dir=data_dir.resolve(), runner=runner, vllm_url=vllm_url, token=token or None,
         coordinator_url=public_url or f"http://{shown}:{port}", compose_project=project, private_reads=private_reads,
-        ray_address=ray_address, rehearsal=rehearsal,
+        ray_address=ray_address, rehearsal=rehearsal, ray_runtime_env=runtime_env,
     )
     from .coordinator.runners import RunnerUnavailable, build_runner
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 import sys
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -26,6 +26,9 @@ class CoordinatorSettings(BaseModel):
     ray_address: str | None = Field(None, description="the Ray dashboard (Jobs API), e.g. http://HEAD:8265")
     rehearsal: bool = Field(False, description="ray runner: each job runs `hypolab launch --rehearsal`")
     ray_stop_grace_s: float = Field(30.0, description="ray runner: SIGTERM to SIGKILL when a job is stopped")
+    ray_runtime_env: dict[str, Any] = Field(
+        default_factory=dict, description="ray runner: Ray's runtime_env for every job (pip, conda, working_dir, "
+                                          "env_vars, ...); ours are added to its env_vars")
     token: str | None = Field(None, description="API token; generated and saved beside the db when unset")
     vllm_url: str | None = Field(None, description="base URL of the vLLM server, e.g. http://vllm:8000")
     vllm_timeout_s: float = 2.0

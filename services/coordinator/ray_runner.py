@@ -9,6 +9,12 @@ it again attaches to the job Ray already has instead of starting a second one. I
 `metadata` names the lab and the experiment, so `live()` finds the lab's jobs after a
 coordinator restart.
 
+Every job gets the runtime env the settings name (`--ray-runtime-env`: pip, conda,
+working_dir, ...), checked by Ray's own `RuntimeEnv` before the coordinator starts, with
+our variables added to its `env_vars`. A runtime env that fails on the node fails the job
+before our entrypoint runs: the experiment ends with Ray's reason (`ray_reason()` keeps
+the first line and the exception of Ray's traceback).
+
 Status, logs and stop go through the same `JobSubmissionClient`: `poll()` maps Ray's
 status to an exit code (and `end_reason()` keeps Ray's own message); a thread per job
 copies its logs into the experiment's log (resuming where it stopped after a restart);
@@ -44,6 +50,21 @@ class RayUnreachable(RunnerUnavailable):
     """No Ray dashboard (Jobs API) answers at the address."""
 
 
+class BadRuntimeEnv(RunnerUnavailable):
+    """The runtime env the settings name is not one Ray accepts."""
+
+
+def checked_runtime_env(runtime_env: dict[str, Any]) -> dict[str, Any]:
+    """The runtime env as Ray's own `RuntimeEnv` validates it (types, known fields)."""
+    from ray.runtime_env import RuntimeEnv
+
+    try:
+        RuntimeEnv(**runtime_env)
+    except (TypeError, ValueError) as exc:
+        raise BadRuntimeEnv(f"--ray-runtime-env: {exc}") from None
+    return dict(runtime_env)
+
+
 def _client(address: str) -> Any:
     from ray.job_submission import JobSubmissionClient
 
@@ -57,8 +78,9 @@ class RayRunner(Runner):
     name = "ray"
 
     def __init__(self, address: str, *, rehearsal: bool = False, workdir: Path | None = None,
-                 stop_grace_s: float = 30.0):
+                 stop_grace_s: float = 30.0, runtime_env: dict[str, Any] | None = None):
         self.address = address.rstrip("/")
+        self.runtime_env = checked_runtime_env(runtime_env or {})
         self.client = _client(self.address)
         self.rehearsal, self.workdir, self.stop_grace_s = rehearsal, workdir, stop_grace_s
         self.lab_id = ""
@@ -124,15 +146,16 @@ class RayRunner(Runner):
         entry = shlex.join(launch.command)
         if self.workdir is not None:
             entry = f"cd {shlex.quote(str(self.workdir))} && {entry}"
-        env = {**launch.env, "PYTHONUNBUFFERED": "1", "RAY_JOB_STOP_WAIT_TIME_S": str(int(self.stop_grace_s))}
+        env = {**self.runtime_env.get("env_vars", {}), **launch.env, "PYTHONUNBUFFERED": "1",
+               "RAY_JOB_STOP_WAIT_TIME_S": str(int(self.stop_grace_s))}
         try:
             self.client.submit_job(
-                entrypoint=entry, submission_id=sid, runtime_env={"env_vars": env},
+                entrypoint=entry, submission_id=sid, runtime_env={**self.runtime_env, "env_vars": env},
                 entrypoint_num_gpus=launch.num_gpus, entrypoint_num_cpus=0,
                 metadata={"hypolab_lab": self.lab_id, "hypolab_experiment": launch.experiment_id,
                           "hypolab_role": launch.role, "hypolab_gpus": str(launch.num_gpus)})
-        except RuntimeError as exc:
-            if "already exists" not in str(exc):
+        except (RuntimeError, ValueError, TypeError) as exc:  # Ray's answer, or its client's own checks
+            if not isinstance(exc, RuntimeError) or "already exists" not in str(exc):
                 raise RuntimeError(_ray_error(exc)) from None
             # submitted before (a restart between submitting and recording it): attach
         self._status[sid] = "PENDING"
@@ -163,7 +186,7 @@ class RayRunner(Runner):
         if tail is not None:
             tail.finish()
         if status == "FAILED":
-            self._messages[handle] = f"Ray: {info.message or 'job failed'}"[:500]
+            self._messages[handle] = f"Ray: {ray_reason(info.message or 'job failed')}"[:500]
             code = info.driver_exit_code
             return code if code not in (None, 0) else 1
         if status == "STOPPED":
@@ -208,6 +231,15 @@ def _gpus_of(job: Any) -> float:
         return float((job.metadata or {}).get("hypolab_gpus", 0))
     except ValueError:
         return 0.0
+
+
+def ray_reason(message: str) -> str:
+    """Ray's message in one line: its first line and, after a traceback or logs, the last one
+    (the exception, or the last thing the job printed)."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    if not lines:
+        return "job failed"
+    return lines[0] if len(lines) == 1 else f"{lines[0]} {lines[-1]}"
 
 
 def _ray_error(exc: Exception) -> str:

@@ -155,7 +155,8 @@ def build_runner(settings: "CoordinatorSettings") -> Runner:
         from .ray_runner import RayRunner
 
         return RayRunner(settings.ray_address or "http://127.0.0.1:8265", rehearsal=settings.rehearsal,
-                         workdir=settings.data_dir, stop_grace_s=settings.ray_stop_grace_s)
+                         workdir=settings.data_dir, stop_grace_s=settings.ray_stop_grace_s,
+                         runtime_env=settings.ray_runtime_env)
     return LocalRunner(settings.data_dir, settings.trainer_gpus, outputs=settings.data_dir / "outputs")
 
 

@@ -3,7 +3,9 @@
 What these show: a real `hypolab launch --rehearsal` experiment runs to `succeeded` as a
 Ray job; trainings of different hypotheses run at once on the two nodes while a third
 waits for room; cancel stops the Ray job; a training no node can hold is refused up
-front; an unreachable address is one line, exit 2.
+front; a runtime env that fails on the node fails the experiment with Ray's reason
+before our entrypoint runs; an unreachable address or a runtime env Ray rejects is one
+line, exit 2.
 """
 
 import subprocess
@@ -112,6 +114,36 @@ def test_a_training_no_node_can_hold_is_refused_up_front(ray_cluster, make_coord
     assert resp.json()["detail"] == (f"refused: H46.run needs 5 GPUs on one node (1 vLLM + 4 trainer); the largest "
                                      f"node of the Ray cluster at {ray_cluster.address} has 4")
     assert not ray_jobs(ray_cluster, "H46.run")
+
+
+def test_a_runtime_env_that_fails_on_the_node_fails_the_experiment_with_rays_reason(ray_cluster, make_coordinator,
+                                                                                     tmp_path):
+    missing = tmp_path / "no-such-archive.zip"  # Ray fetches it on the node, before our entrypoint
+    live = make_coordinator(runner="ray", ray_address=ray_cluster.address, hypotheses_dir=hypotheses(tmp_path, "H48"),
+                            ray_runtime_env={"working_dir": f"file://{missing}", "env_vars": {"LAB_NOTE": "kept"}})
+    live.client.post("/api/runs", json={"hypotheses": ["H48"]})
+    live.wait(lambda: status(live, "H48.run") in ("succeeded", "failed"), timeout=120, what="the job's failure")
+    exp = experiment(live, "H48.run")
+    assert exp["status"] == "failed"
+    reason = exp["reason"]  # Ray's first line and its exception, in one line
+    assert "Ray: runtime_env setup failed" in reason and "\n" not in reason
+    assert f"No such file or directory: '{missing}'" in reason
+    [job] = ray_jobs(ray_cluster, "H48.run")
+    assert str(job.status.value) == "FAILED" and job.driver_exit_code is None  # our entrypoint never ran
+    assert job.runtime_env["env_vars"]["LAB_NOTE"] == "kept" and job.runtime_env["env_vars"]["PYTHONUNBUFFERED"] == "1"
+
+
+def test_a_runtime_env_ray_rejects_is_one_line_exit_2_before_any_cluster_is_asked(tmp_path):
+    pytest.importorskip("ray")
+    bad = tmp_path / "env.yaml"
+    bad.write_text("pip: 3\n")
+    base = [sys.executable, "-m", "hypolab", "coordinator", "--runner", "ray", "--ray-address", "http://127.0.0.1:9",
+            "--db", str(tmp_path / "db.sqlite"), "--data-dir", str(tmp_path)]
+    for given, said in [(bad, "--ray-runtime-env: runtime_env['pip'] must be of type str or List[str], got "
+                              "<class 'int'>"),
+                        (tmp_path / "gone.yaml", f"--ray-runtime-env {tmp_path / 'gone.yaml'}: file not found")]:
+        proc = subprocess.run([*base, "--ray-runtime-env", str(given)], capture_output=True, text=True, timeout=120)
+        assert (proc.returncode, proc.stderr.strip().splitlines()) == (2, [f"hypolab coordinator: {said}"])
 
 
 def test_an_unreachable_ray_address_is_one_line_exit_2(tmp_path):
