@@ -179,10 +179,10 @@ def plan(
     """What will run, where, and what differs: per experiment the runner, GPUs or CPU
     rehearsal, the effective settings, the diff to its control and the verdict rule."""
     from .coordinator.plan_view import render_plan
-    from .trainer.config import REHEARSAL_DEFAULTS
+    from .trainer.config import rehearsal_defaults
 
     check_choice("plan", "runner", runner, runner_choices())
-    raise typer.Exit(render_plan(hypotheses, runner, as_json, full, REHEARSAL_DEFAULTS))
+    raise typer.Exit(render_plan(hypotheses, runner, as_json, full, rehearsal_defaults))
 
 
 @app.command()

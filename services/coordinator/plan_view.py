@@ -13,7 +13,7 @@ import json
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 from rich.console import Console
@@ -75,9 +75,10 @@ def verdict_in_words(verdict: dict[str, Any]) -> list[str]:
 
 
 def build_plan(requested: list[str], runner_name: str = "local",
-               rehearsal_overrides: dict[str, Any] | None = None) -> list[dict]:
-    """The plan as data. `rehearsal_overrides` are what a CPU rehearsal changes in a training
-    config; they apply when the runner's trainer command rehearses (the local runner)."""
+               rehearsal_overrides: Callable[[str], dict[str, Any]] | None = None) -> list[dict]:
+    """The plan as data. `rehearsal_overrides(model)` is what a CPU rehearsal changes in a
+    training config of that model; it applies when the runner's trainer command rehearses
+    (the local runner)."""
     hypotheses = load_hypotheses()
     settings = CoordinatorSettings(runner=runner_name, data_dir=Path("."))
     runner = build_runner(settings)
@@ -95,7 +96,8 @@ def build_plan(requested: list[str], runner_name: str = "local",
             launch = Launch(experiment_id=p.id, role=role, command=command, stack=p.spec.stack,
                             gpus=runner.trainer_gpus() if role == "trainer" and not rehearsal else [],
                             log_path=Path("/dev/null"))
-            overrides = dict(rehearsal_overrides or {}) if rehearsal and role == "trainer" else {}
+            overrides = (rehearsal_overrides(p.spec.model) if rehearsal_overrides and rehearsal
+                         and role == "trainer" else {})
             experiments.append({
                 "id": p.id, "kind": p.kind, "purpose": p.purpose, "control": p.control_id,
                 "diff": [d.model_dump(mode="json") for d in p.diff], "refused_fields": p.undeclared,
@@ -188,7 +190,7 @@ def print_plan(plan: list[dict], full: bool, console: Console) -> None:
 
 
 def render_plan(requested: list[str], runner_name: str, as_json: bool, full: bool = False,
-                rehearsal_overrides: dict[str, Any] | None = None) -> int:
+                rehearsal_overrides: Callable[[str], dict[str, Any]] | None = None) -> int:
     console = Console(soft_wrap=True)
     try:
         plan = build_plan(requested, runner_name, rehearsal_overrides)

@@ -96,6 +96,12 @@ REHEARSAL_DEFAULTS: dict[str, Any] = {
 }
 
 
+def rehearsal_defaults(model: str) -> dict[str, Any]:
+    """What a CPU rehearsal changes in a spec of this model: REHEARSAL_DEFAULTS, or nothing
+    for the learning rehearsal's model (its own settings are what it learns with)."""
+    return {} if model == LEARNING_MODEL else dict(REHEARSAL_DEFAULTS)
+
+
 class Override(BaseModel):
     path: str
     value: Any
@@ -182,9 +188,9 @@ def resolve_run(
     data = spec.model_dump(mode="json")
     overrides = _user_overrides(sets, flags)
     model = next((o.value for o in reversed(overrides) if o.path == "model"), spec.model)
-    if rehearsal and model != LEARNING_MODEL:
+    if rehearsal:
         overrides = [Override(path=path, value=value, source="rehearsal")
-                     for path, value in REHEARSAL_DEFAULTS.items()] + overrides
+                     for path, value in rehearsal_defaults(model).items()] + overrides
     for override in overrides:
         if override.path == "training.lora" or not override.path.startswith("training.lora."):
             _set_path(data, override.path, override.value)

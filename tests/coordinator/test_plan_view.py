@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 from hypolab.coordinator.plan_view import build_plan, rule_in_words, verdict_in_words
-from hypolab.trainer.config import REHEARSAL_DEFAULTS
+from hypolab.trainer.config import REHEARSAL_DEFAULTS, rehearsal_defaults
 
 from ..conftest import ROOT
 
@@ -16,7 +16,7 @@ def plan_cli(*args):
 
 
 def test_local_plan_is_a_cpu_rehearsal_with_its_effective_settings():
-    plan = build_plan(["H07"], "local", REHEARSAL_DEFAULTS)
+    plan = build_plan(["H07"], "local", rehearsal_defaults)
     treatment = next(e for e in plan[1]["experiments"] if e["id"] == "H07.math-python")
     assert treatment["rehearsal"] and treatment["workload"]["gpus"] == []  # no GPUs claimed for a CPU run
     training = treatment["effective_config"]["training"]
@@ -27,8 +27,15 @@ def test_local_plan_is_a_cpu_rehearsal_with_its_effective_settings():
     assert audit["overrides"] == {} and audit["effective_config"] == audit["config"]
 
 
+def test_the_learning_rehearsal_plans_with_its_specs_own_settings():
+    plan = build_plan(["H90"], "local", rehearsal_defaults)
+    [training] = [e for e in plan[0]["experiments"] if e["kind"] == "train"]
+    assert training["rehearsal"] and training["overrides"] == {}  # what `train --rehearsal` does with it too
+    assert training["effective_config"]["training"]["batch_size"] != REHEARSAL_DEFAULTS["training.batch_size"]
+
+
 def test_docker_plan_runs_the_spec_on_gpus():
-    plan = build_plan(["H06"], "docker", REHEARSAL_DEFAULTS)
+    plan = build_plan(["H06"], "docker", rehearsal_defaults)
     exp = plan[0]["experiments"][0]
     assert not exp["rehearsal"] and exp["overrides"] == {} and exp["workload"]["gpus"] == [1, 2, 3]
     assert exp["effective_config"]["training"]["max_steps"] == 200
