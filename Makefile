@@ -102,9 +102,11 @@ base-image: ## build hypolab/base:bookworm from Debian's packages (no image regi
 test: $(HYPOLAB) $(VENV_CURRENT)/bin/hypolab ca-certs ## run the whole test suite (integration tests need Docker; CI provides it)
 	$(PYTEST) -ra
 
-bench: $(HYPOLAB) ## run the benchmarks (verdict engine, coordinator load)
+bench: $(HYPOLAB) ## run the benchmarks (verdicts, coordinator load, audit speed, Ray concurrency)
 	$(VENV)/bin/python bench/verdicts.py
 	$(VENV)/bin/python bench/coordinator_load.py
+	$(VENV)/bin/python bench/audit_speed.py
+	$(VENV)/bin/python bench/ray_concurrency.py
 
 clean: ## remove the venv and caches (not the Docker volumes)
 	rm -rf $(VENV) .pytest_cache *.egg-info

@@ -19,11 +19,16 @@ is timed on its own: the cost `hypolab audit --rollouts` adds to observe attenti
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
+import logging
 import os
 import random
 import tempfile
 import time
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 from hypolab.audit.findings import audit_samples
@@ -64,7 +69,28 @@ def make_rollouts(n: int, seed: int = 0) -> list[Rollout]:
     return out
 
 
-def real_file(path: Path, stack: str, replay: bool, replay_rollouts: int) -> None:
+@contextlib.contextmanager
+def quiet(verbose: bool) -> Iterator[None]:
+    """The replay's trainer chatter (its step's metric dict, library log lines, progress
+    bars) kept out of the bench's figures, unless --verbose."""
+    if verbose:
+        yield
+        return
+    import datasets
+
+    logging.disable(logging.WARNING)
+    datasets.disable_progress_bars()
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
+                warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logging.disable(logging.NOTSET)
+        datasets.enable_progress_bars()
+
+
+def real_file(path: Path, stack: str, replay: bool, replay_rollouts: int, verbose: bool = False) -> None:
     """A real file, audited as `hypolab audit --rollouts` does: first without the replay, then the replay alone."""
     from hypolab.audits import AuditOptions, run_audit
 
@@ -82,7 +108,8 @@ def real_file(path: Path, stack: str, replay: bool, replay_rollouts: int) -> Non
 
         from hypolab.audit.rollouts import read_file
 
-        result = run_replay(stack, read_file(path).rollouts, Path(work), limit=replay_rollouts)
+        with quiet(verbose):
+            result = run_replay(stack, read_file(path).rollouts, Path(work), limit=replay_rollouts)
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
         print(f"replay            : {len(result.rollouts)} rollouts, {result.sequences} sequences through the "
               f"{stack} trainer in {result.seconds:.1f} s on {cores} cores "
@@ -96,6 +123,7 @@ def main() -> None:
     parser.add_argument("--real", type=Path, default=REAL, help="a vf-eval results.jsonl (or its run directory)")
     parser.add_argument("--no-replay", action="store_true", help="time the real file without the trainer replay")
     parser.add_argument("--replay-rollouts", type=int, default=4)
+    parser.add_argument("--verbose", action="store_true", help="the replay's trainer output and library logs too")
     args = parser.parse_args()
     tok = offline_qwen25()
     rollouts = make_rollouts(args.rollouts)
@@ -120,7 +148,7 @@ def main() -> None:
     print(f"ratio audit/bare  : {audit / bare:.1f}x (goal <= 3x)")
     print(f"findings          : {', '.join(f.code for f in report.findings)}")
     if args.real.exists():
-        real_file(args.real, args.stack, not args.no_replay, args.replay_rollouts)
+        real_file(args.real, args.stack, not args.no_replay, args.replay_rollouts, args.verbose)
     else:
         print(f"real file         : {args.real} not found (../shared/realdata beside the checkout)")
 
