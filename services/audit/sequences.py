@@ -25,7 +25,7 @@ class ChatIds:
     im_start: int
     im_end: int
     newline: int
-    role_of: dict[int, str]
+    role_of: dict[tuple[int, ...], str]  # a role name's tokens (one in Qwen2.5; SmolLM2's "assistant" is two)
     tool_response: tuple[int, ...]
 
     @classmethod
@@ -38,10 +38,18 @@ class ChatIds:
 
         return cls(
             im_start=one("<|im_start|>"), im_end=one("<|im_end|>"), newline=one("\n"),
-            role_of={one(r): r for r in ROLES},
+            role_of={tuple(tokenizer.encode(r, add_special_tokens=False)): r for r in ROLES},
             # "<tool_response>\n" ends in ">\n", so match the tokens before the last one
             tool_response=tuple(tokenizer.encode("<tool_response>", add_special_tokens=False)[:-1]),
         )
+
+    def role_at(self, ids: list[int], start: int) -> tuple[str, int]:
+        """The role named at `start` (after an <|im_start|>) and its length in tokens;
+        ("user", 1) when no role name is there, as before."""
+        for name, role in self.role_of.items():
+            if tuple(ids[start: start + len(name)]) == name:
+                return role, len(name)
+        return "user", 1
 
 
 @dataclass
@@ -62,9 +70,9 @@ def label_roles(ids: list[int], chat: ChatIds) -> Labelled:
     while i < n:
         t = ids[i]
         if t == chat.im_start:
-            role = chat.role_of.get(ids[i + 1], "user") if i + 1 < n else "user"
+            role, name = chat.role_at(ids, i + 1)
             # header: <|im_start|> role \n ; a user block of <tool_response>s is the tool's
-            body = i + 3
+            body = i + 1 + name + 1
             if role == "user" and tuple(ids[body: body + len(chat.tool_response)]) == chat.tool_response:
                 role = "tool"
             end = _block_end(ids, i + 1, chat)

@@ -149,10 +149,8 @@ def _train(run: RunConfig, adapter: Any, reporter: MetricReporter, out: Path, au
             (out / "audit_hook_report.json").write_text(report.model_dump_json(indent=1))
             reporter.post_json(f"/api/experiments/{run.experiment_id}/report", report.model_dump(mode="json"))
 
-        callbacks = [make_callback(reporter)]
-        if not learns:  # the in-training audit reads Qwen2.5's template (one token per role name)
-            callbacks.append(audit_callback(hook, reporter, send_report))
-        else:
+        callbacks = [make_callback(reporter), audit_callback(hook, reporter, send_report)]
+        if learns:
             t = spec.training
             groups = t.batch_size * t.num_processes * t.gradient_accumulation_steps // t.num_generations
             rule = learning.hypothesis_rule(Path(run.spec_file).stem, run.experiment_id)
@@ -160,8 +158,7 @@ def _train(run: RunConfig, adapter: Any, reporter: MetricReporter, out: Path, au
             probe = learning.fixed_sequence(env, tokenizer)
             probe_before = learning.server_logprobs(server.port, probe, t.temperature)[0]
         trainer = adapter.make_trainer(model, env, args, tokenizer, lora, callbacks)
-        if not learns:
-            hook.install(trainer)
+        hook.install(trainer)
         _stop_on_sigterm(trainer)
         result = trainer.train()
         if hook.masks.sequences:

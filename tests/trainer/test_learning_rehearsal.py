@@ -74,6 +74,11 @@ def test_two_real_steps_sync_the_trainers_weights_to_the_server(cache, tmp_path)
     live = json.loads((tmp_path / "live_verdict.json").read_text())
     assert live["rule"]["metric"] == "reward" and [s for s, _ in live["series"]] == [1, 2]
     assert live["decision"] is None  # two steps are far too few for the engine to decide
+    # the in-training audit reads SmolLM2's sequences too ("assistant" is two tokens there)
+    audit = json.loads((tmp_path / "audit_hook_report.json").read_text())
+    assert audit["tokens_by_role"]["assistant"] > 0 and audit["trained_tokens_by_role"]["assistant"] > 0
+    assert audit["trained_tokens_by_role"]["user"] == audit["trained_tokens_by_role"]["system"] == 0
+    assert "CONTEXT_HIDDEN_FROM_ATTENTION" in {f["code"] for f in audit["findings"]}  # the legacy stack's masks
     resolved = json.loads((tmp_path / "resolved_config.json").read_text())
     assert resolved["trainer_config"]["num_batches_ahead"] == 0
     assert resolved["trainer_config"]["peft_config"]["r"] == 16
