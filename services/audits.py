@@ -129,6 +129,7 @@ def rehearsal_masks(opts: AuditOptions) -> TrainerMasks | None:
     """One step of the real trainer on CPU (rehearsal); its hook's recorded tensors."""
     from .trainer.adapters import installed_verifiers, STACK_VERIFIERS
     from .trainer.config import resolve_run
+    from .trainer.reporter import MetricReporter
     from .trainer.run import train
     from .specs import EXPERIMENTS_DIR
 
@@ -141,7 +142,9 @@ def rehearsal_masks(opts: AuditOptions) -> TrainerMasks | None:
         sets += ["training.beta=null", "training.loss_type=null", "training.scale_rewards=null"]
     run = resolve_run(spec, sets,
                       {"max_steps": 1}, f"audit-{opts.env}", out, None, None, rehearsal=True, seed=opts.seed)
-    train(run)
+    # its own step, not an experiment of the coordinator's: nothing is posted (the audit's
+    # workload has HYPOLAB_COORDINATOR in its environment, which train() would otherwise use)
+    train(run, reporter=MetricReporter(run.experiment_id, out, None, None, rehearsal=True))
     path = out / "audit_hook.json"
     return TrainerMasks.from_json(json.loads(path.read_text())) if path.exists() else None
 

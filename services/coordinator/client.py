@@ -99,6 +99,8 @@ def print_board(url: str, token: str | None) -> int:
         queue, vllm = health.get("queue", {}), health.get("vllm", {})
         Console().print(f"queue: {'running' if queue.get('ok', True) else '[red]paused[/] — ' + queue.get('detail', '')}"
                         f" · vLLM: {vllm.get('detail', '?')}", highlight=False)
+        if health.get("cluster"):
+            Console().print(f"cluster: {health['cluster']['detail']}", highlight=False)
     except httpx.HTTPError:
         pass
     return 0
@@ -148,7 +150,17 @@ def follow_run(url: str, token: str, hypotheses: list[str], follow: bool = True,
                 _wait_for_event(client, timeout=2.0)
     if not console.is_terminal:  # Live leaves its last frame without a line end there
         console.line()
-    return 0  # the board's last frame ends with the verdicts
+    return report_failures(console, exps, watched)  # the board's last frame ends with the verdicts
+
+
+def report_failures(console: Console, exps: list[dict], hypotheses: set[str]) -> int:
+    """One line per experiment of these hypotheses that failed or stalled, with its reason
+    (the board has no room for it); 1 when there is any."""
+    bad = [e for e in exps if e["hypothesis_id"] in hypotheses and e["status"] in ("failed", "stalled")]
+    for e in bad:
+        console.print(f"[red]{e['id']} {e['status']}[/]: {e.get('reason') or 'no reason recorded'}", highlight=False,
+                      soft_wrap=True)
+    return 1 if bad else 0
 
 
 def _wait_for_event(client: httpx.Client, timeout: float) -> None:

@@ -58,10 +58,11 @@ def _tool(name: str) -> str:
     return str(beside) if beside.exists() else name
 
 
-def visible_gpus() -> list[str]:
-    """The GPUs this process may use: CUDA_VISIBLE_DEVICES (Ray and Slurm set it)."""
-    value = os.environ.get("CUDA_VISIBLE_DEVICES", "").strip()
-    return [g.strip() for g in value.split(",") if g.strip()] if value else []
+def visible_gpus() -> list[str] | None:
+    """The GPUs this process may use: CUDA_VISIBLE_DEVICES (Ray and Slurm set it); None
+    when it is unset (a node of our own), [] when it is set empty (CUDA: no GPU at all)."""
+    value = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return None if value is None else [g.strip() for g in value.split(",") if g.strip()]
 
 
 def plan_launch(spec: Path, *, rehearsal: bool = False, experiment_id: str | None = None,
@@ -82,7 +83,7 @@ def plan_launch(spec: Path, *, rehearsal: bool = False, experiment_id: str | Non
                           health_url=None)
     processes = resolved.training.num_processes
     gpus = visible_gpus() if gpus is None else gpus
-    if not gpus:
+    if gpus is None:
         gpus = [str(i) for i in range(1 + processes)]  # a node of our own: its first GPUs
     if len(gpus) < 1 + processes:
         raise LaunchError(f"{spec}: needs {1 + processes} GPUs (1 vLLM + {processes} trainer), "

@@ -172,3 +172,34 @@ def test_the_seed_chooses_the_scripted_draws(tok):
         return [r.reward for r in generate_rollouts(opts, tok)]
     assert rewards(0) == rewards(0)
     assert any(rewards(seed) != rewards(0) for seed in (1, 2, 3))
+
+
+def test_a_scripted_audits_rehearsal_step_posts_nothing_to_the_coordinator(tmp_path, monkeypatch):
+    """A coordinator's audit workload has HYPOLAB_COORDINATOR set; the audit's own rehearsal
+    step is not one of its experiments, so it must not post its config or metrics there."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from hypolab.audits import rehearsal_masks
+
+    seen = []
+
+    class Recorder(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            seen.append(self.path)
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("HYPOLAB_COORDINATOR", f"http://127.0.0.1:{server.server_port}")
+    try:
+        masks = rehearsal_masks(AuditOptions(env="gsm8k", scripted=True, work_dir=tmp_path))
+    finally:
+        server.shutdown()
+    assert masks is not None and masks.sequences  # the step ran and its hook recorded the trainer's tensors
+    assert seen == []

@@ -26,3 +26,13 @@ def test_run_follows_to_a_verdict_and_status_prints_the_board(make_coordinator):
     assert exp["status"] == "succeeded" and exp["reason"].startswith("stopped early: H06 validated at step")
     bad = hypolab("run", "H06", "--url", live.url, "--token", "wrong")
     assert bad.returncode == 2 and "401" in bad.stdout
+
+
+def test_run_names_each_failed_experiment_with_its_reason_and_exits_1(make_coordinator, monkeypatch, tmp_path):
+    monkeypatch.setenv("FAKE_FAIL_MARKER", str(tmp_path / "failed-once"))  # the fake trainer exits 3 once
+    live = make_coordinator()
+    out = hypolab("run", "H06", "--url", live.url, "--token", TOKEN, "--timeout", "90")
+    exp = live.client.get("/api/experiments/H06.gsm8k").json()
+    assert exp["status"] == "failed" and exp["reason"], exp
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert f"H06.gsm8k failed: {exp['reason']}" in out.stdout

@@ -104,6 +104,18 @@ def test_too_few_gpus_is_refused_in_one_line():
         f"hypolab launch: {GSM8K}: needs 4 GPUs (1 vLLM + 3 trainer), 2 visible (CUDA_VISIBLE_DEVICES=0,1)"]
 
 
+def test_an_empty_cuda_visible_devices_is_no_gpu_not_a_node_of_our_own():
+    proc = subprocess.run([sys.executable, "-m", "hypolab", "launch", "--spec", str(GSM8K), "--check"],
+                          capture_output=True, text=True, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"hypolab launch: {GSM8K}: needs 4 GPUs (1 vLLM + 3 trainer), 0 visible (CUDA_VISIBLE_DEVICES=)"]
+    unset = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
+    mine = subprocess.run([sys.executable, "-m", "hypolab", "launch", "--spec", str(GSM8K), "--check"],
+                          capture_output=True, text=True, env=unset)
+    assert mine.returncode == 0 and '"CUDA_VISIBLE_DEVICES": "1,2,3"' in mine.stdout, mine.stdout + mine.stderr
+
+
 def test_the_pair_runs_the_stack_s_server_and_accelerate_on_the_visible_gpus():
     plan = plan_launch(GSM8K, gpus=["4", "5", "6", "7"], vllm_port=8123)
     assert plan.vllm.command[0].endswith("vf-vllm") and plan.vllm.env == {"CUDA_VISIBLE_DEVICES": "4"}
