@@ -166,13 +166,19 @@ def coordinator(
     except RunnerUnavailable as exc:
         typer.echo(f"hypolab coordinator: {exc}", err=True)
         raise typer.Exit(2) from None
+    import logging
+
+    ours = logging.getLogger("hypolab")  # the scheduler's own lines (re-attached jobs, ...), as uvicorn's look
+    ours.setLevel(logging.INFO)
+    ours.addHandler(logging.StreamHandler())
+    ours.handlers[-1].setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
     uvicorn.run(create_app(settings, runner=lab_runner), host=host, port=port, log_level="info")
 
 
 @app.command()
 def plan(
     hypotheses: list[str] = typer.Argument(..., help="hypothesis ids, e.g. H07"),
-    runner: str = typer.Option("local", help="show the workloads as this runner would start them: local or docker"),
+    runner: str = typer.Option("local", help="show the workloads as this runner would start them: local, docker or ray"),
     full: bool = typer.Option(False, "--full", help="add each experiment's full config (as it will run)"),
     as_json: bool = typer.Option(False, "--json", help="print the whole plan as JSON"),
 ) -> None:

@@ -129,6 +129,7 @@ class HealthReport(StrictModel):
     db: ComponentHealth
     vllm: ComponentHealth
     queue: ComponentHealth = ComponentHealth(ok=True, detail="")
+    cluster: ComponentHealth | None = Field(None, description="a cluster runner's state (Ray: nodes, free GPUs)")
 
 
 # --- Hypotheses (configs/hypotheses/*.yaml) -------------------------------------------

@@ -9,9 +9,10 @@ it again attaches to the job Ray already has instead of starting a second one. I
 `metadata` names the lab and the experiment, so `live()` finds the lab's jobs after a
 coordinator restart.
 
-Every job gets the runtime env the settings name (`--ray-runtime-env`: pip, conda,
-working_dir, ...), checked by Ray's own `RuntimeEnv` before the coordinator starts, with
-our variables added to its `env_vars`. A runtime env that fails on the node fails the job
+Every job gets the runtime env the settings name (`--ray-runtime-env`: env_vars,
+working_dir, py_modules, ...), checked before the coordinator starts (Ray's field names
+and its `RuntimeEnv` types; no field that swaps the interpreter, since the entrypoint is
+the checkout's own), with our variables added to its `env_vars`. A runtime env that fails on the node fails the job
 before our entrypoint runs: the experiment ends with Ray's reason (`ray_reason()` keeps
 the first line and the exception of Ray's traceback).
 
@@ -37,6 +38,7 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -51,13 +53,40 @@ class RayUnreachable(RunnerUnavailable):
 
 
 class BadRuntimeEnv(RunnerUnavailable):
-    """The runtime env the settings name is not one Ray accepts."""
+    """The runtime env the settings name is not one Ray accepts, or not one our jobs would get."""
+
+
+class NotADashboard(RunnerUnavailable):
+    """The address is not the dashboard's URL (the Jobs API): a GCS address, ray://, auto."""
+
+
+#: runtime env fields that change the interpreter: our entrypoint is the checkout's
+#: `.venv/bin/python` (an absolute path on every node), so they would never reach hypolab
+INTERPRETER_FIELDS = ("pip", "uv", "conda", "py_executable", "container", "image_uri")
+
+
+def dashboard_url(address: str) -> str:
+    """The Jobs API's base URL; anything else is refused in one line (Ray's own client would
+    hang on a GCS address, or accept it and fail at the first submission)."""
+    parts = urlsplit(address.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise NotADashboard(f"--ray-address {address}: not the Ray dashboard's URL; give http://HEAD:8265 "
+                            "(the Jobs API), not the GCS address HEAD:6379, ray:// or auto")
+    return address.strip().rstrip("/")
 
 
 def checked_runtime_env(runtime_env: dict[str, Any]) -> dict[str, Any]:
-    """The runtime env as Ray's own `RuntimeEnv` validates it (types, known fields)."""
+    """The runtime env as Ray's own `RuntimeEnv` validates it (types), with Ray's field names
+    only, and none that would bypass our interpreter (INTERPRETER_FIELDS)."""
     from ray.runtime_env import RuntimeEnv
 
+    usable = sorted(f for f in RuntimeEnv.known_fields if not f.startswith("_") and f not in INTERPRETER_FIELDS)
+    for name in runtime_env:
+        if name in INTERPRETER_FIELDS:
+            raise BadRuntimeEnv(f"--ray-runtime-env: {name} would not reach hypolab: its jobs run the checkout's "
+                                ".venv interpreter on each node (install packages there)")
+        if name not in RuntimeEnv.known_fields:
+            raise BadRuntimeEnv(f"--ray-runtime-env: unknown field {name!r}; Ray's are: {', '.join(usable)}")
     try:
         RuntimeEnv(**runtime_env)
     except (TypeError, ValueError) as exc:
@@ -79,7 +108,7 @@ class RayRunner(Runner):
 
     def __init__(self, address: str, *, rehearsal: bool = False, workdir: Path | None = None,
                  stop_grace_s: float = 30.0, runtime_env: dict[str, Any] | None = None):
-        self.address = address.rstrip("/")
+        self.address = dashboard_url(address)
         self.runtime_env = checked_runtime_env(runtime_env or {})
         self.client = _client(self.address)
         self.rehearsal, self.workdir, self.stop_grace_s = rehearsal, workdir, stop_grace_s
@@ -101,7 +130,9 @@ class RayRunner(Runner):
         return launch, [*base, *AUDIT_ARGS]
 
     def describe(self, launch: Launch) -> WorkloadDescription:
-        return WorkloadDescription(runner=f"ray ({self.address})", image=None, gpus=[], command=launch.command)
+        sid = launch.submission_id or submission_id(self.lab_id, launch.experiment_id, 1)
+        return WorkloadDescription(runner=f"ray ({self.address})", image=f"Ray job {sid}", gpus=[],
+                                   command=launch.command)
 
     # -- capacity ----------------------------------------------------------------------
 
@@ -119,6 +150,16 @@ class RayRunner(Runner):
             used, total = gpu.split("/")
             nodes[node] = (float(used), float(total))
         return nodes
+
+    def cluster_health(self) -> tuple[bool, str]:
+        try:
+            nodes = self.nodes()
+        except RayUnreachable as exc:
+            return False, str(exc)
+        used = sum(u for u, _ in nodes.values())
+        total = sum(t for _, t in nodes.values())
+        return bool(nodes), (f"Ray at {self.address}: {len(nodes)} node{'s' * (len(nodes) != 1)}, "
+                             f"{total - used:g} of {total:g} GPUs free")
 
     def infeasible(self, gpus: int) -> str:
         nodes = self.nodes()

@@ -142,6 +142,10 @@ class Runner(ABC):
         """The vLLM server's command template, when this runner manages one."""
         return None
 
+    def cluster_health(self) -> tuple[bool, str] | None:
+        """A cluster runner's state in words (None: no cluster behind this runner)."""
+        return None
+
 
 def build_runner(settings: "CoordinatorSettings") -> Runner:
     """The runner the settings name (the docker one reads compose.yaml through Compose)."""

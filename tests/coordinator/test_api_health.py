@@ -39,7 +39,7 @@ def test_health_reports_db_runner_and_vllm(tmp_path, vllm_url):
     db = tmp_path / "lab" / "hypolab.sqlite"
     with TestClient(create_app(CoordinatorSettings(db_path=db, data_dir=tmp_path, runner="local", vllm_url=vllm_url, token="t"))) as client:
         body = client.get("/api/health").json()
-        assert body["status"] == "ok" and body["runner"] == "local"
+        assert body["status"] == "ok" and body["runner"] == "local" and body["cluster"] is None  # no cluster here
         assert body["db"]["ok"] and str(db) in body["db"]["detail"]
         assert body["vllm"] == {"ok": True, "detail": f"{vllm_url} healthy"}
         FakeVllm.loading = True

@@ -31,7 +31,9 @@ def test_a_coordinator_killed_mid_run_ends_with_exactly_one_job_per_experiment(r
     settings.write_text(json.dumps({
         "db_path": str(tmp_path / "lab.sqlite"), "data_dir": str(tmp_path), "runner": "ray", "token": TOKEN,
         "ray_address": ray_cluster.address, "coordinator_url": url, "tick_interval_s": 0.1,
-        "hypotheses_dir": str(hypotheses(tmp_path, "H51", "H52")), "trainer_command": FAKE_TRAINER}))
+        "hypotheses_dir": str(hypotheses(tmp_path, "H51", "H52")), "trainer_command": FAKE_TRAINER,
+        # long enough that both jobs run at once even when a loaded host starts the second one late
+        "ray_runtime_env": {"env_vars": {"FAKE_STEPS": "150"}}}))
     headers = {"Authorization": f"Bearer {TOKEN}"}
     proc = start_coordinator(settings, url)
     try:

@@ -75,6 +75,9 @@ def test_a_rehearsal_experiment_runs_to_succeeded_as_one_ray_job(ray_cluster, ma
 def test_two_trainings_run_at_once_on_two_nodes_while_a_third_waits(ray_cluster, make_coordinator, tmp_path):
     live = make_coordinator(runner="ray", ray_address=ray_cluster.address,
                             hypotheses_dir=hypotheses(tmp_path, "H42", "H43", "H44"))
+    cluster = live.client.get("/api/health").json()["cluster"]
+    assert cluster["ok"] and cluster["detail"].startswith(f"Ray at {ray_cluster.address}: 2 nodes, ")
+    assert cluster["detail"].endswith(" of 8 GPUs free")
     live.client.post("/api/runs", json={"hypotheses": ["H42", "H43", "H44"]})
 
     # (the dashboard reports a finished job's GPUs as used for a few seconds: room may show up late)
@@ -133,17 +136,40 @@ def test_a_runtime_env_that_fails_on_the_node_fails_the_experiment_with_rays_rea
     assert job.runtime_env["env_vars"]["LAB_NOTE"] == "kept" and job.runtime_env["env_vars"]["PYTHONUNBUFFERED"] == "1"
 
 
-def test_a_runtime_env_ray_rejects_is_one_line_exit_2_before_any_cluster_is_asked(tmp_path):
+def coordinator_cli(tmp_path, *args):
+    return subprocess.run([sys.executable, "-m", "hypolab", "coordinator", "--runner", "ray", "--db",
+                           str(tmp_path / "db.sqlite"), "--data-dir", str(tmp_path), *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("text, said", [
+    ("env_vars: {A: 1}\n", "runtime_env['env_vars'] must be of type Dict[str, str], but the value 1 is of type "
+                            "<class 'int'>"),
+    ("env_var: {A: '1'}\n", "unknown field 'env_var'; Ray's are: "),  # then the Ray version's list
+    ("pip: [bcrypt]\n", "pip would not reach hypolab: its jobs run the checkout's .venv interpreter on each node "
+                        "(install packages there)"),
+])
+def test_a_runtime_env_that_would_not_work_is_one_line_exit_2_before_any_cluster_is_asked(tmp_path, text, said):
     pytest.importorskip("ray")
-    bad = tmp_path / "env.yaml"
-    bad.write_text("pip: 3\n")
-    base = [sys.executable, "-m", "hypolab", "coordinator", "--runner", "ray", "--ray-address", "http://127.0.0.1:9",
-            "--db", str(tmp_path / "db.sqlite"), "--data-dir", str(tmp_path)]
-    for given, said in [(bad, "--ray-runtime-env: runtime_env['pip'] must be of type str or List[str], got "
-                              "<class 'int'>"),
-                        (tmp_path / "gone.yaml", f"--ray-runtime-env {tmp_path / 'gone.yaml'}: file not found")]:
-        proc = subprocess.run([*base, "--ray-runtime-env", str(given)], capture_output=True, text=True, timeout=120)
-        assert (proc.returncode, proc.stderr.strip().splitlines()) == (2, [f"hypolab coordinator: {said}"])
+    given = tmp_path / "env.yaml"
+    given.write_text(text)
+    proc = coordinator_cli(tmp_path, "--ray-address", "http://127.0.0.1:9", "--ray-runtime-env", str(given))
+    [line] = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and line.startswith(f"hypolab coordinator: --ray-runtime-env: {said}")
+    assert line.endswith(said) or ("env_vars" in line and "working_dir" in line and "pip" not in line)
+    gone = coordinator_cli(tmp_path, "--ray-address", "http://127.0.0.1:9", "--ray-runtime-env", str(tmp_path / "x.yaml"))
+    assert (gone.returncode, gone.stderr.strip().splitlines()) == (
+        2, [f"hypolab coordinator: --ray-runtime-env {tmp_path / 'x.yaml'}: file not found"])
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1:6379", "ray://127.0.0.1:10001", "auto"])
+def test_an_address_that_is_not_the_dashboards_url_is_one_line_exit_2(tmp_path, address):
+    pytest.importorskip("ray")
+    proc = coordinator_cli(tmp_path, "--ray-address", address)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"hypolab coordinator: --ray-address {address}: not the Ray dashboard's URL; give http://HEAD:8265 (the Jobs "
+        "API), not the GCS address HEAD:6379, ray:// or auto"]
 
 
 def test_an_unreachable_ray_address_is_one_line_exit_2(tmp_path):

@@ -119,9 +119,12 @@ class Lab:
         for exp in self.store.experiments(status=ExperimentStatus.running):
             if exp.handle and self.runner.poll(exp.handle) is None:
                 self.runner.attach_logs(exp.handle, self.log_path(exp.id))
+                log.info("re-attached to %s (%s %s)", exp.id, self.runner.name, exp.handle)
         for exp in self.store.experiments(status=ExperimentStatus.queued):
             handle = live.get(exp.id)
             if handle:
+                log.info("adopted %s: its %s workload %s started before the restart", exp.id, self.runner.name,
+                         handle)
                 with self.store.transaction():
                     self.store.update_experiment(exp.id, status=ExperimentStatus.running, handle=handle,
                                                  started_at=time.time(), attempts=exp.attempts + 1,

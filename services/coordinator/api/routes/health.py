@@ -32,7 +32,9 @@ async def health(response: Response, settings: SettingsDep, store: StoreDep, lab
     if not ok:
         response.status_code = 503
     paused = lab.queue_paused
+    cluster = await asyncio.to_thread(lab.ws.runner.cluster_health)
     return HealthReport(status="ok" if ok else "degraded", version=__version__, runner=settings.runner,
                         db=ComponentHealth(ok=ok, detail=detail),
                         vllm=await vllm_component(settings.vllm_url, settings.vllm_timeout_s),
-                        queue=ComponentHealth(ok=not paused, detail=paused or "running"))
+                        queue=ComponentHealth(ok=not paused, detail=paused or "running"),
+                        cluster=None if cluster is None else ComponentHealth(ok=cluster[0], detail=cluster[1]))
