@@ -117,7 +117,8 @@ def follow_run(url: str, token: str, hypotheses: list[str], follow: bool = True,
             console.print(f"[red]run: coordinator at {url} unreachable: {exc}[/]")
             return 1
         if resp.status_code != 200:
-            console.print(f"[red]run: {resp.status_code}: {resp.json().get('detail')}[/]", highlight=False)
+            console.print(f"[red]run: {resp.status_code}: {resp.json().get('detail')}[/]", highlight=False,
+                          soft_wrap=True)
             return 2
         receipt = resp.json()
         console.print(f"run {receipt['run_id']}: {', '.join(receipt['hypotheses'])}")
@@ -151,6 +152,25 @@ def follow_run(url: str, token: str, hypotheses: list[str], follow: bool = True,
     if not console.is_terminal:  # Live leaves its last frame without a line end there
         console.line()
     return report_failures(console, exps, watched)  # the board's last frame ends with the verdicts
+
+
+def cancel_experiment(url: str, token: str, experiment_id: str) -> int:
+    """POST /api/experiments/<id>/cancel: one line saying what it is now."""
+    console = Console()
+    try:
+        resp = httpx.post(f"{url}/api/experiments/{experiment_id}/cancel",
+                          headers={"Authorization": f"Bearer {token}"}, timeout=120)
+    except httpx.HTTPError as exc:
+        console.print(f"[red]cancel: coordinator at {url} unreachable: {exc}[/]", soft_wrap=True)
+        return 1
+    if resp.status_code != 200:
+        console.print(f"[red]cancel: {resp.status_code}: {resp.json().get('detail')}[/]", highlight=False,
+                      soft_wrap=True)
+        return 2
+    exp = resp.json()
+    console.print(f"{exp['id']}: {_styled(exp['status'])}" + (f" ({exp['reason']})" if exp.get("reason") else ""),
+                  highlight=False, soft_wrap=True)
+    return 0
 
 
 def report_failures(console: Console, exps: list[dict], hypotheses: set[str]) -> int:

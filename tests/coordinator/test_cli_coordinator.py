@@ -36,3 +36,17 @@ def test_run_names_each_failed_experiment_with_its_reason_and_exits_1(make_coord
     assert exp["status"] == "failed" and exp["reason"], exp
     assert out.returncode == 1, out.stdout + out.stderr
     assert f"H06.gsm8k failed: {exp['reason']}" in out.stdout
+
+
+def test_cancel_stops_a_running_experiment_in_one_line(make_coordinator, monkeypatch):
+    monkeypatch.setenv("FAKE_STEPS", "600")  # the fake trainer runs for a minute unless stopped
+    monkeypatch.setenv("FAKE_STEP_SLEEP", "0.1")
+    live = make_coordinator()
+    assert hypolab("run", "H06", "--url", live.url, "--token", TOKEN, "--no-follow").returncode == 0
+    live.wait(lambda: live.client.get("/api/experiments/H06.gsm8k").json().get("status") == "running", timeout=60,
+              what="the experiment running")
+    out = hypolab("cancel", "H06.gsm8k", "--url", live.url, "--token", TOKEN)
+    assert out.returncode == 0 and out.stdout.strip().startswith("H06.gsm8k: cancelled"), out.stdout + out.stderr
+    assert live.client.get("/api/experiments/H06.gsm8k").json()["status"] == "cancelled"
+    unknown = hypolab("cancel", "H06.nope", "--url", live.url, "--token", TOKEN)
+    assert unknown.returncode == 2 and unknown.stdout.strip().startswith("cancel: 404: ")

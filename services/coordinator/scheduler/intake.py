@@ -49,7 +49,8 @@ class Intake:
             try:
                 order = run_order(requested, self.ws.hypotheses)
             except KeyError as exc:
-                raise LabError(404, str(exc.args[0])) from None
+                raise LabError(404, f"{exc.args[0]} (hypothesis files are read when the coordinator "
+                                    "starts: restart it after adding one)") from None
             refused = [p for hid in order for p in self.ws.plans[hid] if not p.controlled]
             if refused:
                 p = refused[0]
