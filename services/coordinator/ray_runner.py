@@ -187,7 +187,7 @@ class RayRunner(Runner):
         entry = shlex.join(launch.command)
         if self.workdir is not None:
             entry = f"cd {shlex.quote(str(self.workdir))} && {entry}"
-        env = {**self.runtime_env.get("env_vars", {}), **launch.env, "PYTHONUNBUFFERED": "1",
+        env = {**self.runtime_env.get("env_vars", {}), **self._private(launch.env), "PYTHONUNBUFFERED": "1",
                "RAY_JOB_STOP_WAIT_TIME_S": str(int(self.stop_grace_s))}
         try:
             self.client.submit_job(
@@ -202,6 +202,20 @@ class RayRunner(Runner):
         self._status[sid] = "PENDING"
         self.attach_logs(sid, launch.log_path)
         return sid
+
+    def _private(self, env: dict[str, str]) -> dict[str, str]:
+        """The job's variables without the API token in plain sight: Ray shows every job's
+        runtime env to whoever reaches its dashboard. The token goes to a file only the
+        coordinator's user can read, in the data directory the nodes share."""
+        token = env.get("HYPOLAB_TOKEN")
+        if not token or self.workdir is None:
+            return env
+        path = self.workdir / ".hypolab" / "token"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists() or path.read_text() != token:
+            path.touch(mode=0o600)
+            path.write_text(token)
+        return {**{k: v for k, v in env.items() if k != "HYPOLAB_TOKEN"}, "HYPOLAB_TOKEN_FILE": str(path)}
 
     def poll(self, handle: str) -> int | None:
         try:

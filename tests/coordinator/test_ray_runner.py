@@ -10,6 +10,7 @@ line, exit 2.
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -69,6 +70,10 @@ def test_a_rehearsal_experiment_runs_to_succeeded_as_one_ray_job(ray_cluster, ma
     log = live.lab.log_path("H41.run").read_text()
     assert "[trainer] " in log and '"experiment_id": "H41.run"' in log  # hypolab launch's prefixed output
     assert [s.submission_id for s in live.lab.store.submissions("H41.run")] == [job.submission_id]
+    env = job.runtime_env["env_vars"]  # the token is not in what Ray shows of the job, but in a private file
+    assert "HYPOLAB_TOKEN" not in env and TOKEN not in str(job.runtime_env)
+    token_file = Path(env["HYPOLAB_TOKEN_FILE"])
+    assert token_file.read_text() == TOKEN and token_file.stat().st_mode & 0o077 == 0
     assert live.client.get("/api/experiments/H41.run/metrics").json()  # the rehearsal reported its steps
 
 

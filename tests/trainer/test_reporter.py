@@ -108,3 +108,15 @@ def test_a_coordinator_killed_mid_run_finds_every_step_in_the_log_lines(tmp_path
     finally:
         second.send_signal(signal.SIGKILL)
         second.wait()
+
+
+def test_a_cluster_job_reads_its_token_from_the_file_it_is_given(tmp_path, monkeypatch):
+    from hypolab.trainer.reporter import reporter_from_env
+
+    (tmp_path / "token").write_text(f"{TOKEN}\n")
+    monkeypatch.delenv("HYPOLAB_TOKEN", raising=False)
+    monkeypatch.setenv("HYPOLAB_TOKEN_FILE", str(tmp_path / "token"))
+    reporter = reporter_from_env("E.x", tmp_path / "out", None, False)
+    assert reporter.token == TOKEN
+    monkeypatch.setenv("HYPOLAB_TOKEN_FILE", str(tmp_path / "gone"))
+    assert reporter_from_env("E.x", tmp_path / "out", None, False).token is None  # events still reach the log
