@@ -111,15 +111,10 @@ def follow_run(url: str, token: str, hypotheses: list[str], follow: bool = True,
     console = Console()
     headers = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=url, headers=headers, timeout=30) as client:
-        try:
-            resp = client.post("/api/runs", json={"hypotheses": hypotheses, "request_key": uuid.uuid4().hex})
-        except httpx.HTTPError as exc:
-            console.print(f"[red]run: coordinator at {url} unreachable: {exc}[/]")
-            return 1
-        if resp.status_code != 200:
-            console.print(f"[red]run: {resp.status_code}: {resp.json().get('detail')}[/]", highlight=False,
-                          soft_wrap=True)
-            return 2
+        resp, code = _post(console, "run", client, url, "/api/runs",
+                           {"hypotheses": hypotheses, "request_key": uuid.uuid4().hex})
+        if resp is None:
+            return code
         receipt = resp.json()
         console.print(f"run {receipt['run_id']}: {', '.join(receipt['hypotheses'])}")
         if not follow:
@@ -154,19 +149,28 @@ def follow_run(url: str, token: str, hypotheses: list[str], follow: bool = True,
     return report_failures(console, exps, watched)  # the board's last frame ends with the verdicts
 
 
+def _post(console: Console, command: str, client: httpx.Client, url: str, path: str,
+          body: dict | None) -> tuple[httpx.Response | None, int]:
+    """The response, or (None, exit code) after one line: 1 unreachable, 2 refused."""
+    try:
+        resp = client.post(path, json=body)
+    except httpx.HTTPError as exc:
+        console.print(f"[red]{command}: coordinator at {url} unreachable: {exc}[/]", soft_wrap=True)
+        return None, 1
+    if resp.status_code != 200:
+        console.print(f"[red]{command}: {resp.status_code}: {resp.json().get('detail')}[/]", highlight=False,
+                      soft_wrap=True)
+        return None, 2
+    return resp, 0
+
+
 def cancel_experiment(url: str, token: str, experiment_id: str) -> int:
     """POST /api/experiments/<id>/cancel: one line saying what it is now."""
     console = Console()
-    try:
-        resp = httpx.post(f"{url}/api/experiments/{experiment_id}/cancel",
-                          headers={"Authorization": f"Bearer {token}"}, timeout=120)
-    except httpx.HTTPError as exc:
-        console.print(f"[red]cancel: coordinator at {url} unreachable: {exc}[/]", soft_wrap=True)
-        return 1
-    if resp.status_code != 200:
-        console.print(f"[red]cancel: {resp.status_code}: {resp.json().get('detail')}[/]", highlight=False,
-                      soft_wrap=True)
-        return 2
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=120) as client:
+        resp, code = _post(console, "cancel", client, url, f"/api/experiments/{experiment_id}/cancel", None)
+    if resp is None:
+        return code
     exp = resp.json()
     console.print(f"{exp['id']}: {_styled(exp['status'])}" + (f" ({exp['reason']})" if exp.get("reason") else ""),
                   highlight=False, soft_wrap=True)
