@@ -244,16 +244,21 @@ class MetricReporter:
 
 def reporter_from_env(experiment_id: str, output_dir: Path, coordinator: str | None,
                       rehearsal: bool) -> MetricReporter:
-    """A reporter configured by the flags and the coordinator's env: HYPOLAB_TOKEN, or
-    HYPOLAB_TOKEN_FILE (a cluster job: the token stays out of the job's visible env)."""
+    """A reporter configured by the flags and the coordinator's env (HYPOLAB_COORDINATOR, the token)."""
     url = coordinator or os.environ.get("HYPOLAB_COORDINATOR")
+    return MetricReporter(experiment_id, output_dir, url, job_token(), rehearsal)
+
+
+def job_token() -> str | None:
+    """The API token a workload was given: HYPOLAB_TOKEN, or HYPOLAB_TOKEN_FILE (a cluster
+    job: the token stays out of the env its cluster shows)."""
     token = os.environ.get("HYPOLAB_TOKEN")
     if not token and os.environ.get("HYPOLAB_TOKEN_FILE"):
         try:
             token = Path(os.environ["HYPOLAB_TOKEN_FILE"]).read_text().strip()
         except OSError as exc:  # its events still reach the log as metric lines
             log.warning("HYPOLAB_TOKEN_FILE unreadable (%s): metrics go to the log only", exc)
-    return MetricReporter(experiment_id, output_dir, url, token, rehearsal)
+    return token or None
 
 
 def make_callback(reporter: MetricReporter) -> Any:
