@@ -211,23 +211,6 @@ def run(
 
 
 @app.command()
-def cancel(
-    experiment: str = typer.Argument(..., help="the experiment's id, e.g. H07.math-python"),
-    url: str = typer.Option(COORDINATOR_URL, envvar="HYPOLAB_URL", help="coordinator URL"),
-    token: Optional[str] = typer.Option(None, envvar="HYPOLAB_TOKEN", show_default=False,
-                                        help="API token [default: the one beside ./hypolab.sqlite]"),
-) -> None:
-    """Cancel a queued or running experiment (its workload is stopped)."""
-    from .coordinator.client import cancel_experiment
-
-    if not token:
-        path, token = local_token(Path("hypolab.sqlite"))
-        if token is None:
-            bad_input("cancel", f"no API token: set HYPOLAB_TOKEN ({TOKEN_WHERE}; none at {path})")
-    raise typer.Exit(cancel_experiment(url, token, experiment))
-
-
-@app.command()
 def token(db: Path = typer.Option(Path("hypolab.sqlite"), help="the local coordinator's database")) -> None:
     """Print a local coordinator's API token: export HYPOLAB_TOKEN=$(hypolab token)."""
     path, found = local_token(db)
@@ -243,6 +226,23 @@ def status(url: str = typer.Option(COORDINATOR_URL, envvar="HYPOLAB_URL", help="
     from .coordinator.client import print_board
 
     raise typer.Exit(print_board(url, token))
+
+
+@app.command()
+def cancel(
+    experiment: str = typer.Argument(..., help="the experiment's id, e.g. H07.math-python"),
+    url: str = typer.Option(COORDINATOR_URL, envvar="HYPOLAB_URL", help="coordinator URL"),
+    token: Optional[str] = typer.Option(None, envvar="HYPOLAB_TOKEN", show_default=False,
+                                        help="API token [default: the one beside ./hypolab.sqlite]"),
+) -> None:
+    """Cancel a queued or running experiment (its workload is stopped)."""
+    from .coordinator.client import cancel_experiment
+
+    if not token:
+        path, token = local_token(Path("hypolab.sqlite"))
+        if token is None:
+            bad_input("cancel", f"no API token: set HYPOLAB_TOKEN ({TOKEN_WHERE}; none at {path})")
+    raise typer.Exit(cancel_experiment(url, token, experiment))
 
 
 @app.command()
