@@ -86,6 +86,16 @@ TOKEN_WHERE = ("with Docker: docker compose exec coordinator cat /data/hypolab.s
                "a local coordinator keeps it beside its database (hypolab token --db PATH)")
 
 
+def writer_token(command: str, token: str | None) -> str:
+    """The token given, else the local coordinator's (beside ./hypolab.sqlite); none: one line, exit 2."""
+    if token:
+        return token
+    path, found = local_token(Path("hypolab.sqlite"))
+    if found is None:
+        bad_input(command, f"no API token: set HYPOLAB_TOKEN ({TOKEN_WHERE}; none at {path})")
+    return found
+
+
 def with_train_flags(func: Callable[..., Any]) -> Callable[..., Any]:
     """Give `func` one option per spec field in TRAIN_FLAGS; they reach it as `flags`.
 
@@ -124,7 +134,7 @@ def coordinator(
                                     help="ray runner: the Ray dashboard (Jobs API) of the cluster's head"),
     rehearsal: bool = typer.Option(False, "--rehearsal", help="ray runner: each job runs the CPU rehearsal"),
     ray_runtime_env: Optional[Path] = typer.Option(
-        None, metavar="FILE", help="ray runner: Ray's runtime_env for every job (YAML or JSON: pip, conda, ...)"),
+        None, metavar="FILE", help="ray runner: Ray's runtime_env for every job (YAML or JSON: env_vars, ...)"),
     data_dir: Path = typer.Option(Path("."), help="outputs/<experiment>/ go here"),
     public_url: Optional[str] = typer.Option(None, envvar="HYPOLAB_PUBLIC_URL",
                                              help="how workloads reach this coordinator (default http://HOST:PORT)"),
@@ -203,11 +213,7 @@ def run(
     """Submit hypotheses to the coordinator and follow them with a live progress display."""
     from .coordinator.client import follow_run
 
-    if not token:
-        path, token = local_token(Path("hypolab.sqlite"))
-        if token is None:
-            bad_input("run", f"no API token: set HYPOLAB_TOKEN ({TOKEN_WHERE}; none at {path})")
-    raise typer.Exit(follow_run(url, token, hypotheses, follow=follow, timeout_s=timeout))
+    raise typer.Exit(follow_run(url, writer_token("run", token), hypotheses, follow=follow, timeout_s=timeout))
 
 
 @app.command()
@@ -238,11 +244,7 @@ def cancel(
     """Cancel a queued or running experiment (its workload is stopped)."""
     from .coordinator.client import cancel_experiment
 
-    if not token:
-        path, token = local_token(Path("hypolab.sqlite"))
-        if token is None:
-            bad_input("cancel", f"no API token: set HYPOLAB_TOKEN ({TOKEN_WHERE}; none at {path})")
-    raise typer.Exit(cancel_experiment(url, token, experiment))
+    raise typer.Exit(cancel_experiment(url, writer_token("cancel", token), experiment))
 
 
 @app.command()

@@ -12,7 +12,8 @@ coordinator restart.
 Every job gets the runtime env the settings name (`--ray-runtime-env`: env_vars,
 working_dir, py_modules, ...), checked before the coordinator starts (Ray's field names
 and its `RuntimeEnv` types; no field that swaps the interpreter, since the entrypoint is
-the checkout's own), with our variables added to its `env_vars`. A runtime env that fails on the node fails the job
+the checkout's own), with our variables added to its `env_vars` (the API token as a
+private file, not in plain sight). A runtime env that fails on the node fails the job
 before our entrypoint runs: the experiment ends with Ray's reason (`ray_reason()` keeps
 the first line and the exception of Ray's traceback).
 
